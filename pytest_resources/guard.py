@@ -1,0 +1,98 @@
+"""The session's leak checking: probes, the open window, scope ownership and event loops."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+from .probes.base import Leak, Probe
+from .probes.env import EnvProbe
+from .probes.events import EventCapture
+from .probes.fds import FdProbe
+from .probes.processes import ProcessProbe
+from .probes.tasks import LoopRegistry, TaskProbe, pending_before_close
+from .probes.threads import ThreadProbe
+from .settings import Settings
+from .verdict import Checker, Window
+
+
+def build_probes(settings: Settings, loops: LoopRegistry) -> dict[str, Probe]:
+    return {
+        "threads": ThreadProbe(settings.ignore_threads, loops.executor_threads),
+        "tasks": TaskProbe(loops),
+        "fds": FdProbe(settings.ignore_fds),
+        "processes": ProcessProbe(settings.ignore_processes),
+        "env": EnvProbe(settings.ignore_env),
+    }
+
+
+class Guard:
+    """One per session. Opens a window per test and closes it into a list of leaks."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.loops = LoopRegistry()
+        self.checker = Checker(build_probes(settings, self.loops))
+        self.capture = EventCapture(self._event)
+        self.window: Window | None = None
+        self._capturing: AbstractContextManager[None] | None = None
+        #: Self-announced leaks seen while no window was open; the next window gets them.
+        self.between: list[Leak] = []
+
+    def start(self) -> None:
+        self.capture.start()
+
+    def stop(self) -> None:
+        self.capture.stop()
+
+    def _event(self, leak: Leak) -> None:
+        if self.window is not None and leak.kind in self.window.kinds:
+            self.window.events.append(leak)
+        elif self.window is None and leak.kind in self.settings.checks:
+            self.between.append(leak)
+
+    def open(self, kinds: tuple[str, ...]) -> None:
+        self._capturing = self.capture.window()
+        self._capturing.__enter__()
+        self.window = self.checker.begin(kinds)
+        self.window.events.extend(leak for leak in self.between if leak.kind in kinds)
+        self.between.clear()
+
+    def close(self, grace: float, strict: bool) -> list[Leak]:
+        window, self.window = self.window, None
+        if window is None:
+            return []
+        try:
+            leaks, diffs = self.checker.finish(window, grace)
+            if strict and leaks:
+                self.checker.cleanup(window, diffs)
+        finally:
+            if self._capturing is not None:
+                self._capturing.__exit__(None, None, None)
+                self._capturing = None
+        return leaks
+
+    @contextmanager
+    def scoped_fixture(self, owner: str) -> Iterator[None]:
+        """Attribute what a module/class/session fixture's setup creates to that fixture."""
+        before = self.checker.snapshot_all()
+        yield
+        self.checker.own(owner, before, self.checker.snapshot_all())
+
+    def release(self, owner: str) -> None:
+        for leak in self.checker.release(owner, self.settings.grace):
+            self._event(leak)
+
+    def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loops.add(loop)
+
+    def before_loop_close(self, loop: asyncio.AbstractEventLoop, owner: str) -> None:
+        """Report tasks a runner is about to cancel silently (pytest-asyncio issue 1044)."""
+        if "tasks" in self.settings.checks and "tasks" not in self.checker.disabled:
+            for leak in pending_before_close(loop, self.loops, self.settings.grace, owner):
+                self._event(leak)
+
+    @property
+    def disabled(self) -> dict[str, str]:
+        return self.checker.disabled

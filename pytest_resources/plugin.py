@@ -1,0 +1,247 @@
+"""pytest hooks: options, markers and the wiring from test phases to the leak guard."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import pkgutil
+import warnings
+from collections.abc import Generator
+from functools import partial
+from typing import Any
+
+import pytest
+
+from . import fixtures, report, settings
+from .errors import ResourceGuardWarning, ResourceLeakWarning
+from .guard import Guard
+from .probes.base import KINDS
+from .verdict import judge
+
+FAILED_KEY = pytest.StashKey[bool]()
+RECORDS_KEY = pytest.StashKey[list[dict[str, Any]]]()
+RUN_SLOW = "--run-slow"
+
+MARKERS = (
+    "resources(checks=..., skip=..., grace=..., strict=...): per-test leak-check settings; "
+    "kinds are " + ", ".join(KINDS),
+    "allow_leaks(*kinds, reason=...): a known leak of these kinds (all when none are named); "
+    "in strict mode the test fails once the leak is gone",
+    "slow: a long-running test, skipped unless --run-slow (or ini resource_run_slow) is given",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("resources", "resource leak checks (pytest-resource-guard)")
+    group.addoption(
+        "--resource-strict",
+        action="store_true",
+        default=None,
+        help="a leak makes the test error in teardown (ini: resource_strict)",
+    )
+    group.addoption(
+        "--resource-checks",
+        metavar="LIST",
+        default=None,
+        help="kinds to check, comma separated: " + ",".join(KINDS) + " or all "
+        "(default: all; ini: resource_checks)",
+    )
+    group.addoption(
+        "--resource-grace",
+        metavar="SECONDS",
+        default=None,
+        help="longest wait for a resource to go away before it is a leak "
+        f"(default: {settings.DEFAULT_GRACE}; ini: resource_grace)",
+    )
+    group.addoption(
+        "--no-resource-checks",
+        action="store_true",
+        default=False,
+        help="keep the plugin loaded but check nothing (-p no:resources unloads it)",
+    )
+    parser.addini("resource_strict", "leaks fail the test (true/false)", default="false")
+    parser.addini("resource_checks", "kinds to check (default: all)", default="")
+    parser.addini("resource_grace", "seconds to wait before a diff is a leak", default="")
+    parser.addini("resource_run_slow", "run tests marked slow", type="bool", default=False)
+    for kind, what in (
+        ("threads", "thread-name patterns"),
+        ("fds", "fd target patterns (paths, socket:*, pipe:*)"),
+        ("processes", "child process command-line patterns"),
+        ("env", "environment variable name patterns"),
+    ):
+        parser.addini(
+            f"resource_ignore_{kind}", f"never report these {what} (fnmatch)", type="linelist"
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> Generator[None]:
+    yield
+    # Added only now, after the root conftest: a suite with its own --run-slow keeps it.
+    if not _option_taken(parser, RUN_SLOW):
+        parser.getgroup("resources").addoption(
+            RUN_SLOW,
+            action="store_true",
+            default=False,
+            help="run tests marked slow (ini: resource_run_slow)",
+        )
+
+
+def _option_taken(parser: pytest.Parser, name: str) -> bool:
+    groups = [parser._anonymous, *parser._groups]
+    return any(name in option.names() for group in groups for option in group.options)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    config.pluginmanager.register(ResourcesPlugin(config), "resources-guard")
+    for info in pkgutil.iter_modules(fixtures.__path__):
+        module = importlib.import_module(f"{fixtures.__name__}.{info.name}")
+        config.pluginmanager.register(module, f"resources-fixtures-{info.name}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("run_slow", None) is None:
+        return  # --run-slow belongs to the suite's own conftest, which decides
+    if config.getoption("run_slow") or config.getini("resource_run_slow"):
+        return
+    skip = pytest.mark.skip(reason="slow test: pass --run-slow to run it")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)
+
+
+class ResourcesPlugin:
+    """Per-session hooks; each one hands over to the Guard or the report."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.settings = settings.from_config(config)
+        self.guard = Guard(self.settings) if self.settings.enabled else None
+        self.summary = report.Summary()
+        self._warned: set[str] = set()
+
+    def pytest_report_header(self) -> str:
+        s = self.settings
+        if self.guard is None:
+            return "resources: checks off (--no-resource-checks)"
+        mode = "strict (leaks fail)" if s.strict else "warn"
+        return f"resources: checking {', '.join(s.checks)}; mode: {mode}; grace: {s.grace}s"
+
+    def pytest_sessionstart(self) -> None:
+        if self.guard is not None:
+            self.guard.start()
+
+    def pytest_sessionfinish(self) -> None:
+        if self.guard is not None:
+            self.guard.stop()
+            self.summary.outside.extend(self.guard.between)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None]:
+        if self.guard is not None:
+            try:
+                test = settings.for_item(self.settings, item)
+            except ValueError as exc:
+                pytest.fail(str(exc), pytrace=False)
+            item.stash[_SETTINGS_KEY] = test
+            self.guard.open(test.checks)
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None]:
+        try:
+            return (yield)
+        finally:
+            test = item.stash.get(_SETTINGS_KEY, None)
+            if self.guard is not None and test is not None:
+                self._verdict(item, test)
+
+    def _verdict(self, item: pytest.Item, test: settings.TestSettings) -> None:
+        assert self.guard is not None
+        leaks = self.guard.close(test.grace, test.strict)
+        self._warn_disabled()
+        judgement = judge(leaks, test.allowed)
+        if judgement.clean:
+            return
+        item.stash[RECORDS_KEY] = report.records(judgement)
+        text = report.message(item.nodeid, judgement, test.allow_reason)
+        if not text:
+            return
+        if test.strict and not item.stash.get(FAILED_KEY, False):
+            pytest.fail(text, pytrace=False)
+        elif not test.strict:
+            warnings.warn_explicit(
+                ResourceLeakWarning(text),
+                ResourceLeakWarning,
+                str(item.path),
+                (item.location[1] or 0) + 1,
+            )
+        else:
+            item.add_report_section("teardown", report.SECTION, text)
+
+    def _warn_disabled(self) -> None:
+        assert self.guard is not None
+        for kind, error in self.guard.disabled.items():
+            if kind not in self._warned:
+                self._warned.add(kind)
+                problem = f"the {kind!r} probe failed and is now off: {error}"
+                self.summary.problems.append(problem)
+                warnings.warn(ResourceGuardWarning(problem), stacklevel=1)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+    ) -> Generator[None, object, object]:
+        guard = self.guard
+        if guard is None:
+            return (yield)
+        owner = _owner(fixturedef)
+        if fixturedef.scope == "function" or guard.window is None:
+            value = yield
+        else:
+            with guard.scoped_fixture(owner):
+                value = yield
+        if isinstance(value, asyncio.Runner):
+            loop = value.get_loop()
+            guard.watch_loop(loop)
+            loop_owner = "" if fixturedef.scope == "function" else owner
+            # Added after the runner fixture's own finalizer, so it runs before it.
+            fixturedef.addfinalizer(partial(guard.before_loop_close, loop, loop_owner))
+        return value
+
+    def pytest_fixture_post_finalizer(self, fixturedef: pytest.FixtureDef[Any]) -> None:
+        # Runs after the fixture's own teardown: what it still owns now has leaked.
+        if self.guard is not None and fixturedef.scope != "function":
+            self.guard.release(_owner(fixturedef))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        rep = yield
+        if rep.when in ("setup", "call") and rep.failed:
+            item.stash[FAILED_KEY] = True
+        if rep.when == "teardown":
+            found = item.stash.get(RECORDS_KEY, [])
+            setattr(rep, report.REPORT_ATTR, found)
+            rep.user_properties.extend(
+                ("resource_leak", report.record_text(r)) for r in found if not r.get("allowed")
+            )
+        return rep
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":
+            self.summary.add(report)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        self.summary.write(terminalreporter, self.settings.strict)
+
+
+_SETTINGS_KEY = pytest.StashKey[settings.TestSettings]()
+
+
+def _owner(fixturedef: pytest.FixtureDef[Any]) -> str:
+    return f"{fixturedef.scope}-scoped fixture {fixturedef.argname!r}"

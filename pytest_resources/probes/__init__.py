@@ -1,0 +1,1 @@
+"""One probe module per resource kind, plus the self-announced leak capture."""

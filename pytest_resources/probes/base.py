@@ -1,0 +1,108 @@
+"""What every probe shares: the leak record and the probe contract."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+KINDS = ("threads", "tasks", "fds", "processes", "env")
+# Test infrastructure whose threads and signal handlers come and go around every test.
+INFRA_MODULES = ("pytest_timeout", "execnet", "xdist", "pytest_resources")
+
+
+@dataclass(frozen=True)
+class Leak:
+    """One leaked thing.
+
+    ``identity`` names the thing ("thread 'worker-1'", "fd 7"), ``details`` says what it is
+    and where it stands, ``signature`` is stable across runs (no addresses or pids) so a
+    baseline can recognise the same leak again.
+    """
+
+    kind: str
+    identity: str
+    details: str = ""
+    signature: str = ""
+    owner: str = ""
+
+    def text(self) -> str:
+        head = f"{self.kind}: {self.identity}"
+        if self.owner:
+            head += f" (owned by {self.owner})"
+        if not self.details:
+            return head
+        body = "\n".join("    " + line for line in self.details.splitlines())
+        return f"{head}\n{body}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "identity": self.identity,
+            "details": self.details,
+            "signature": self.signature or self.identity,
+            "owner": self.owner,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Leak:
+        return cls(
+            kind=str(data["kind"]),
+            identity=str(data["identity"]),
+            details=str(data.get("details", "")),
+            signature=str(data.get("signature", "")),
+            owner=str(data.get("owner", "")),
+        )
+
+
+Items = Mapping[Hashable, object]
+
+
+class Probe(ABC):
+    """Takes cheap, comparable snapshots of one resource kind.
+
+    ``snapshot()`` runs twice per test and must be cheap; ``items()`` expands a snapshot into
+    identity → value only when two snapshots differ; ``describe()`` runs only for what leaked.
+    """
+
+    kind: ClassVar[str]
+    #: Take a new snapshot at the start of each test instead of reusing the previous test's
+    #: final one (for state pytest itself changes between tests).
+    fresh_before: ClassVar[bool] = False
+
+    @abstractmethod
+    def snapshot(self) -> Any: ...
+
+    def items(self, snap: Any) -> Items:
+        result: Items = snap
+        return result
+
+    def changed(self, before: Any, after: Any) -> dict[Hashable, tuple[object, object]]:
+        """Identities that are new (or hold a new value) in ``after``."""
+        old, new = self.items(before), self.items(after)
+        missing = object()
+        out: dict[Hashable, tuple[object, object]] = {}
+        for key, value in new.items():
+            prev = old.get(key, missing)
+            if prev is missing:
+                out[key] = (None, value)
+            elif prev != value:
+                out[key] = (prev, value)
+        return out
+
+    def ignored(self, key: Hashable, old: object, new: object) -> bool:
+        return False
+
+    @abstractmethod
+    def describe(self, key: Hashable, old: object, new: object) -> Leak: ...
+
+    def settle(self, keys: list[Hashable], delay: float) -> None:
+        """Give the leaked things ``delay`` seconds to go away by themselves."""
+        time.sleep(delay)
+
+    def cleanup(self, keys: list[Hashable], before: Any) -> None:
+        """Undo what leaked, where that is safe (strict mode only); ``before`` is the
+        snapshot from the start of the window. Most kinds cannot be undone safely."""
+        return

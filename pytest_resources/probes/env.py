@@ -1,0 +1,191 @@
+"""Process-wide state: os.environ, cwd, sys.path, signal handlers, root logger handlers and
+warnings filters. Any change a test does not undo is a leak: added, changed or removed."""
+
+from __future__ import annotations
+
+import _signal  # type: ignore[import-not-found]
+import contextlib
+import fnmatch
+import logging
+import os
+import signal
+import sys
+import warnings
+from collections.abc import Hashable, Iterable
+from typing import Any, NamedTuple
+
+from .base import INFRA_MODULES, Items, Leak, Probe
+
+# pytest rewrites this one in every phase of every test.
+ALWAYS_IGNORED_ENV = ("PYTEST_CURRENT_TEST",)
+_SIGNALS = tuple(
+    s for s in signal.valid_signals() if s not in (signal.SIGKILL, getattr(signal, "SIGSTOP", 0))
+)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # real-time signals have no enum member
+        return f"SIG{number}"
+
+
+_SIGNAL_NAMES = tuple(_signal_name(s) for s in _SIGNALS)
+
+
+class EnvState(NamedTuple):
+    environ: dict[Any, Any]
+    cwd: str
+    path: tuple[str, ...]
+    signals: tuple[object, ...]
+    handlers: tuple[logging.Handler, ...]
+    filters: tuple[Any, ...]
+
+
+def _environ_data() -> dict[Any, Any]:
+    # The raw mapping is ~100x cheaper to copy than dict(os.environ), which decodes.
+    data: dict[Any, Any] = getattr(os.environ, "_data", None) or dict(os.environ)
+    return data.copy()
+
+
+class EnvProbe(Probe):
+    kind = "env"
+    fresh_before = True
+
+    def __init__(self, ignore_env: Iterable[str] = ()) -> None:
+        self._ignore_env = ALWAYS_IGNORED_ENV + tuple(ignore_env)
+        self._encoded_ignores = [os.environ.encodekey(k) for k in ALWAYS_IGNORED_ENV]
+
+    def snapshot(self) -> EnvState:
+        environ = _environ_data()
+        for key in self._encoded_ignores:
+            environ.pop(key, None)
+        try:
+            cwd = os.getcwd()
+        except OSError:  # the directory was removed under us
+            cwd = "<deleted>"
+        return EnvState(
+            environ,
+            cwd,
+            tuple(sys.path),
+            tuple(_signal.getsignal(s) for s in _SIGNALS),
+            tuple(logging.root.handlers),
+            tuple(warnings.filters),
+        )
+
+    def items(self, snap: Any) -> Items:
+        state: EnvState = snap
+        out: dict[Hashable, object] = {}
+        for raw_key, raw_value in state.environ.items():
+            key = os.environ.decodekey(raw_key)
+            if not any(fnmatch.fnmatchcase(key, pat) for pat in self._ignore_env):
+                out[("environ", key)] = os.environ.decodevalue(raw_value)
+        out[("cwd",)] = state.cwd
+        out[("sys.path",)] = state.path
+        for name, handler in zip(_SIGNAL_NAMES, state.signals, strict=True):
+            out[("signal", name)] = handler
+        out[("logging.root.handlers",)] = state.handlers
+        out[("warnings.filters",)] = state.filters
+        return out
+
+    def changed(self, before: Any, after: Any) -> dict[Hashable, tuple[object, object]]:
+        out = super().changed(before, after)
+        new = self.items(after)
+        for key, value in self.items(before).items():
+            if key not in new:
+                out[key] = (value, None)
+        return out
+
+    def ignored(self, key: Hashable, old: object, new: object) -> bool:
+        # pytest-timeout (and friends) set SIGALRM around each test, outside our window.
+        if isinstance(key, tuple) and key[0] == "signal":
+            return any(_module_root(h) in INFRA_MODULES for h in (old, new))
+        return False
+
+    def describe(self, key: Hashable, old: object, new: object) -> Leak:
+        assert isinstance(key, tuple)
+        what = key[0]
+        if what == "environ":
+            name = f"os.environ[{key[1]!r}]"
+            if new is None:
+                change = f"removed (was {old!r})"
+            elif old is None:
+                change = f"added: {new!r}"
+            else:
+                change = f"{old!r} → {new!r}"
+            return Leak(self.kind, f"{name} {change}", signature=f"env:environ:{key[1]}")
+        if what == "signal":
+            return Leak(
+                self.kind,
+                f"signal handler for {key[1]}: {_handler(old)} → {_handler(new)}",
+                signature=f"env:signal:{key[1]}",
+            )
+        if what == "sys.path":
+            return Leak(
+                self.kind, "sys.path changed", _seq_diff(old, new), signature="env:sys.path"
+            )
+        if what == "logging.root.handlers":
+            return Leak(
+                self.kind,
+                "root logger handlers changed",
+                _seq_diff(old, new),
+                signature="env:logging",
+            )
+        if what == "warnings.filters":
+            return Leak(
+                self.kind, "warnings filters changed", _seq_diff(old, new), signature="env:warnings"
+            )
+        return Leak(self.kind, f"cwd {old!r} → {new!r}", signature="env:cwd")
+
+    def cleanup(self, keys: list[Hashable], before: Any) -> None:
+        state: EnvState = before
+        for key in keys:
+            assert isinstance(key, tuple)
+            with contextlib.suppress(Exception):
+                _restore(key, state)
+
+
+def _restore(key: tuple[Any, ...], state: EnvState) -> None:
+    what = key[0]
+    if what == "environ":
+        raw = state.environ.get(os.environ.encodekey(key[1]))
+        if raw is None:
+            os.environ.pop(key[1], None)
+        else:
+            os.environ[key[1]] = os.environ.decodevalue(raw)
+    elif what == "cwd":
+        os.chdir(state.cwd)
+    elif what == "sys.path":
+        sys.path[:] = state.path
+    elif what == "signal":
+        index = _SIGNAL_NAMES.index(key[1])
+        handler = state.signals[index]
+        if handler is not None:
+            signal.signal(_SIGNALS[index], handler)  # type: ignore[arg-type]
+    elif what == "logging.root.handlers":
+        logging.root.handlers[:] = state.handlers
+    elif what == "warnings.filters":
+        warnings.filters[:] = state.filters  # type: ignore[index]
+        warnings._filters_mutated()  # type: ignore[attr-defined]
+
+
+def _module_root(handler: object) -> str:
+    return str(getattr(handler, "__module__", None) or "").split(".")[0]
+
+
+def _handler(handler: object) -> str:
+    if handler == signal.SIG_DFL:
+        return "SIG_DFL"
+    if handler == signal.SIG_IGN:
+        return "SIG_IGN"
+    if handler is None:
+        return "None (set outside Python)"
+    return getattr(handler, "__qualname__", repr(handler))
+
+
+def _seq_diff(old: object, new: object) -> str:
+    before = list(old) if isinstance(old, tuple) else []
+    after = list(new) if isinstance(new, tuple) else []
+    lines = [f"+ {item!r}" for item in after if item not in before]
+    lines += [f"- {item!r}" for item in before if item not in after]
+    return "\n".join(lines) or "order changed"

@@ -1,0 +1,137 @@
+"""Leaks that announce themselves: ResourceWarning, unraisable exceptions from ``__del__``,
+"coroutine ... was never awaited" and asyncio's "Task exception was never retrieved"."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .base import Leak
+
+Sink = Callable[[Leak], None]
+
+# Python's own default filter; inside a window it is swapped for CAPTURE so the warnings it
+# would hide reach us (and only us: see _hidden_by_default).
+DEFAULT_IGNORE = ("ignore", None, ResourceWarning, None, 0)
+CAPTURE = ("always", None, ResourceWarning, None, 0)
+_TASK_LOG = re.compile(r"Task exception was never retrieved|Task was destroyed but it is pending")
+
+
+def classify(message: str) -> str:
+    """The resource kind a ResourceWarning or RuntimeWarning text is about."""
+    if "subprocess" in message:
+        return "processes"
+    if "never awaited" in message or "event loop" in message or "Task" in message:
+        return "tasks"
+    return "fds"
+
+
+def warning_leak(category: type[Warning], message: str) -> Leak | None:
+    if issubclass(category, ResourceWarning):
+        text = message.split("\n")[0]
+        return Leak(classify(text), text, signature=f"warning:{_stable(text)}")
+    if issubclass(category, RuntimeWarning) and "was never awaited" in message:
+        return Leak("tasks", message, signature=f"warning:{_stable(message)}")
+    return None
+
+
+def _stable(text: str) -> str:
+    # Drop addresses, fd numbers and ports so the signature survives a rerun.
+    return re.sub(r"0x[0-9a-f]+|\d+", "N", text)
+
+
+class EventCapture:
+    """Routes self-announced leaks to ``sink`` while installed."""
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+        self._prev_hook: Callable[[Any], object] | None = None
+        self._log_handler = _AsyncioLogHandler(sink)
+
+    def start(self) -> None:
+        self._prev_hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
+        logging.getLogger("asyncio").addHandler(self._log_handler)
+
+    def stop(self) -> None:
+        logging.getLogger("asyncio").removeHandler(self._log_handler)
+        if sys.unraisablehook == self._unraisable and self._prev_hook is not None:
+            sys.unraisablehook = self._prev_hook
+        self._prev_hook = None
+
+    def _unraisable(self, args: Any) -> None:
+        exc = args.exc_value
+        if isinstance(exc, Warning):
+            leak = warning_leak(type(exc), str(exc))
+            if leak is not None:
+                self._sink(leak)
+        if self._prev_hook is not None:
+            self._prev_hook(args)
+
+    @contextmanager
+    def window(self) -> Iterator[None]:
+        """Capture warnings emitted until exit, without changing what pytest records."""
+        prev_show = warnings._showwarnmsg_impl  # type: ignore[attr-defined]
+        swapped = _swap_filter(DEFAULT_IGNORE, CAPTURE)
+
+        def show(msg: warnings.WarningMessage) -> None:
+            leak = warning_leak(msg.category, str(msg.message))
+            if leak is not None:
+                self._sink(leak)
+                if _hidden_by_default(msg):
+                    return
+            prev_show(msg)
+
+        warnings._showwarnmsg_impl = show  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            if warnings._showwarnmsg_impl is show:  # type: ignore[attr-defined]
+                warnings._showwarnmsg_impl = prev_show  # type: ignore[attr-defined]
+            if swapped:
+                _swap_filter(CAPTURE, DEFAULT_IGNORE)
+
+
+def _swap_filter(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
+    """Replace the last filter equal to ``old`` by ``new`` (the default filters come last)."""
+    filters = warnings.filters
+    for index in range(len(filters) - 1, -1, -1):
+        if filters[index] == old:
+            filters[index] = new  # type: ignore[index]
+            warnings._filters_mutated()  # type: ignore[attr-defined]
+            return True
+    return False
+
+
+def _hidden_by_default(msg: warnings.WarningMessage) -> bool:
+    """Would the first filter matching ``msg`` have been Python's default ignore?"""
+    text = str(msg.message)
+    module = msg.filename[:-3] if msg.filename.endswith(".py") else msg.filename
+    for entry in warnings.filters:
+        _action, regex, category, mod, lineno = entry
+        if (
+            (regex is None or regex.match(text))
+            and issubclass(msg.category, category)
+            and (mod is None or mod.match(module))
+            and (lineno == 0 or lineno == msg.lineno)
+        ):
+            return entry is CAPTURE
+    return False
+
+
+class _AsyncioLogHandler(logging.Handler):
+    def __init__(self, sink: Sink) -> None:
+        super().__init__(logging.ERROR)
+        self._sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if _TASK_LOG.search(message):
+            first = message.split("\n")[0]
+            task = next((line for line in message.splitlines() if "task:" in line), "")
+            self._sink(Leak("tasks", first, task.strip(), signature=f"asyncio:{_stable(first)}"))

@@ -1,0 +1,103 @@
+"""File descriptors: files, pipes, sockets and anything else a process holds open."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import socket
+from collections.abc import Hashable, Iterable
+from typing import Any
+
+import psutil
+
+from .base import Leak, Probe
+
+FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+
+
+def open_fds() -> list[int]:
+    return [int(name) for name in os.listdir(FD_DIR)]
+
+
+def target(fd: int) -> str:
+    try:
+        return os.readlink(f"{FD_DIR}/{fd}")
+    except OSError:
+        return "?"
+
+
+class FdProbe(Probe):
+    """Identity is (device, inode): closing one file and opening another on the same number
+    is a leak. Descriptors open when the session started (stdio, pytest's capture) are
+    tracked by number only, which keeps the common snapshot to one ``listdir``."""
+
+    kind = "fds"
+
+    def __init__(self, ignore_targets: Iterable[str] = ()) -> None:
+        self._session_fds = frozenset(open_fds())
+        self._ignore_targets = tuple(ignore_targets)
+
+    def snapshot(self) -> dict[int, tuple[int, int] | None]:
+        out: dict[int, tuple[int, int] | None] = {}
+        session = self._session_fds
+        for fd in open_fds():
+            if fd in session:
+                out[fd] = None
+                continue
+            try:
+                st = os.fstat(fd)
+            except OSError:  # the descriptor listdir itself used, already closed
+                continue
+            out[fd] = (st.st_dev, st.st_ino)
+        return out
+
+    def ignored(self, key: Hashable, old: object, new: object) -> bool:
+        if not self._ignore_targets or not isinstance(key, int):
+            return False
+        path = target(key)
+        return any(fnmatch.fnmatchcase(path, pat) for pat in self._ignore_targets)
+
+    def describe(self, key: Hashable, old: object, new: object) -> Leak:
+        assert isinstance(key, int)
+        path = target(key)
+        if path.startswith("socket:"):
+            what, signature = describe_socket(key)
+            return Leak(self.kind, f"fd {key}: {what}", path, signature=f"fds:{signature}")
+        if path.startswith(("pipe:", "anon_inode:")):
+            return Leak(self.kind, f"fd {key}: {path}", signature=f"fds:{path.split(':')[0]}")
+        details = "replaced a descriptor that was open before the test" if old else ""
+        return Leak(self.kind, f"fd {key}: {path}", details, signature=f"fds:file:{path}")
+
+
+def describe_socket(fd: int) -> tuple[str, str]:
+    """Family, type, addresses and state of a socket fd, and a stable signature."""
+    try:
+        conns = psutil.Process().net_connections(kind="all")
+    except (psutil.Error, OSError):
+        conns = []
+    for conn in conns:
+        if conn.fd == fd:
+            family = _name(socket.AddressFamily, conn.family)
+            kind = _name(socket.SocketKind, conn.type)
+            text = f"socket {family} {kind} local {_addr(conn.laddr)}"
+            if conn.raddr:
+                text += f" remote {_addr(conn.raddr)}"
+            if conn.status and conn.status != psutil.CONN_NONE:
+                text += f" ({conn.status})"
+            return text, f"socket:{family}:{kind}"
+    return "socket", "socket"
+
+
+def _name(enum: Any, value: int) -> str:
+    try:
+        return str(enum(value).name)
+    except ValueError:
+        return str(value)
+
+
+def _addr(addr: Any) -> str:
+    if not addr:
+        return "-"
+    if isinstance(addr, str):
+        return addr
+    return f"{addr[0]}:{addr[1]}"

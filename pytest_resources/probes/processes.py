@@ -1,0 +1,109 @@
+"""Child processes, keyed by (pid, start time); zombies count until they are reaped."""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+from collections.abc import Hashable, Iterable
+
+import psutil
+
+from .base import Leak, Probe
+
+TASK_DIR = "/proc/self/task"
+# Helpers the standard library starts once and keeps for the life of the process.
+DEFAULT_IGNORED_CMDLINES = (
+    "*multiprocessing.resource_tracker*",
+    "*multiprocessing.forkserver*",
+)
+
+
+def _has_children_files() -> bool:
+    try:
+        tid = os.listdir(TASK_DIR)[0]
+    except OSError:
+        return False
+    return os.path.exists(f"{TASK_DIR}/{tid}/children")
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # Field 22 (starttime) counted after the parenthesised command name.
+    return int(data[data.rindex(b")") + 2 :].split()[19])
+
+
+def child_pids() -> dict[int, int | None]:
+    pids: list[int] = []
+    for tid in os.listdir(TASK_DIR):
+        try:
+            with open(f"{TASK_DIR}/{tid}/children", "rb") as f:
+                pids.extend(int(p) for p in f.read().split())
+        except OSError:  # thread ended meanwhile
+            continue
+    return {pid: _start_time(pid) for pid in pids}
+
+
+def child_pids_portable() -> dict[int, int | None]:
+    out: dict[int, int | None] = {}
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            out[child.pid] = int(child.create_time() * 100)
+    return out
+
+
+class ProcessProbe(Probe):
+    kind = "processes"
+
+    def __init__(self, ignore_cmdlines: Iterable[str] = ()) -> None:
+        self._ignore = DEFAULT_IGNORED_CMDLINES + tuple(ignore_cmdlines)
+        self._read = child_pids if _has_children_files() else child_pids_portable
+
+    def snapshot(self) -> dict[int, int | None]:
+        return self._read()
+
+    def ignored(self, key: Hashable, old: object, new: object) -> bool:
+        assert isinstance(key, int)
+        line = " ".join(_cmdline(key))
+        return any(fnmatch.fnmatchcase(line, pat) for pat in self._ignore)
+
+    def describe(self, key: Hashable, old: object, new: object) -> Leak:
+        assert isinstance(key, int)
+        cmd = _cmdline(key)
+        status: str
+        try:
+            status = psutil.Process(key).status()
+        except psutil.Error:
+            status = "gone"
+        if status == psutil.STATUS_ZOMBIE:
+            status = "zombie: exited but never waited for"
+        exe = os.path.basename(cmd[0]) if cmd else "?"
+        return Leak(
+            self.kind,
+            f"pid {key}: {' '.join(cmd) or '?'}",
+            f"status: {status}",
+            signature=f"processes:{exe}",
+        )
+
+    def cleanup(self, keys: list[Hashable], before: object) -> None:
+        for pid in keys:
+            assert isinstance(pid, int)
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                for child in proc.children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        child.kill()
+                proc.kill()
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return []

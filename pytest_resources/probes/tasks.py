@@ -1,0 +1,135 @@
+"""asyncio tasks left pending on the event loops tests run on.
+
+Loops are registered by whoever creates them (the plugin registers pytest-asyncio's runners).
+A live loop's pending tasks are snapshotted between tests; a loop about to be closed is
+inspected by ``pending_before_close`` before its runner cancels what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import weakref
+from collections.abc import Hashable, Iterable
+from types import CoroutineType, GeneratorType
+from typing import Any
+
+from .base import Leak, Probe
+
+
+class LoopRegistry:
+    """The event loops under watch, held weakly."""
+
+    def __init__(self) -> None:
+        self._loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+        self.reported: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+
+    def add(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loops.add(loop)
+
+    def live(self) -> list[asyncio.AbstractEventLoop]:
+        return [loop for loop in self._loops if not loop.is_closed()]
+
+    def executor_threads(self) -> set[threading.Thread]:
+        """Worker threads of live loops' default executors: they live as long as the loop."""
+        out: set[threading.Thread] = set()
+        for loop in self.live():
+            executor = getattr(loop, "_default_executor", None)
+            out.update(getattr(executor, "_threads", ()))
+        return out
+
+
+class TaskProbe(Probe):
+    kind = "tasks"
+
+    def __init__(self, registry: LoopRegistry) -> None:
+        self.registry = registry
+
+    def snapshot(self) -> dict[asyncio.Task[Any], None]:
+        out: dict[asyncio.Task[Any], None] = {}
+        for loop in self.registry.live():
+            for task in asyncio.all_tasks(loop):
+                out[task] = None
+        return out
+
+    def ignored(self, key: Hashable, old: object, new: object) -> bool:
+        assert isinstance(key, asyncio.Task)
+        return key.done() or key in self.registry.reported
+
+    def describe(self, key: Hashable, old: object, new: object) -> Leak:
+        assert isinstance(key, asyncio.Task)
+        self.registry.reported.add(key)
+        return describe_task(key)
+
+    def settle(self, keys: list[Hashable], delay: float) -> None:
+        run_until_done([k for k in keys if isinstance(k, asyncio.Task)], delay)
+
+    def cleanup(self, keys: list[Hashable], before: Any) -> None:
+        tasks = [k for k in keys if isinstance(k, asyncio.Task)]
+        for task in tasks:
+            task.cancel()
+        run_until_done(tasks, 1.0)
+
+
+def run_until_done(tasks: Iterable[asyncio.Task[Any]], timeout: float) -> None:
+    """Let ``tasks`` run on their (stopped) loops for up to ``timeout`` seconds."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Task[Any]]] = {}
+    for task in tasks:
+        by_loop.setdefault(task.get_loop(), []).append(task)
+    for loop, pending in by_loop.items():
+        if loop.is_closed() or loop.is_running():
+            continue
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(asyncio.wait(pending, timeout=timeout))
+
+
+def pending_before_close(
+    loop: asyncio.AbstractEventLoop, registry: LoopRegistry, grace: float, owner: str = ""
+) -> list[Leak]:
+    """Tasks still pending on ``loop`` (after ``grace`` seconds to finish) that nobody reported.
+
+    Call it before the loop's runner closes, because closing cancels them silently.
+    """
+    if loop.is_closed() or loop.is_running():
+        return []
+    pending = [t for t in asyncio.all_tasks(loop) if t not in registry.reported]
+    if pending and grace > 0:
+        run_until_done(pending, grace)
+    leaks = []
+    for task in pending:
+        if not task.done():
+            registry.reported.add(task)
+            leaks.append(describe_task(task, owner))
+    return leaks
+
+
+def describe_task(task: asyncio.Task[Any], owner: str = "") -> Leak:
+    coro = task.get_coro()
+    name = getattr(coro, "__qualname__", type(coro).__name__)
+    where = "\n".join(_await_chain(coro))
+    details = f"suspended at (outermost first):\n{where}" if where else ""
+    return Leak(
+        "tasks",
+        f"task {task.get_name()!r} running {name}()",
+        details,
+        signature=f"tasks:{name}",
+        owner=owner,
+    )
+
+
+def _await_chain(coro: object) -> list[str]:
+    """One line per coroutine the task is suspended in, following ``await``s inwards."""
+    lines = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            code = frame.f_code
+            lines.append(f"{code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        if isinstance(coro, CoroutineType):
+            coro = coro.cr_await
+        elif isinstance(coro, GeneratorType):
+            coro = coro.gi_yieldfrom
+        else:
+            break
+    return lines

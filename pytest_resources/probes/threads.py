@@ -1,0 +1,103 @@
+"""Threads: the live ``threading.Thread`` objects, plus a count of bare ``_thread`` threads."""
+
+from __future__ import annotations
+
+import _thread
+import fnmatch
+import sys
+import threading
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
+
+from .base import INFRA_MODULES, Items, Leak, Probe
+from .stacks import format_frames, qualname
+
+UNMANAGED = "unmanaged-threads"
+
+
+def origin(thread: threading.Thread) -> object:
+    """The function a thread runs (its target, a Timer's function, or the subclass' run)."""
+    for attr in ("_target", "function"):
+        func = getattr(thread, attr, None)
+        if func is not None:
+            return func
+    return type(thread).run
+
+
+class ThreadProbe(Probe):
+    kind = "threads"
+
+    def __init__(
+        self,
+        ignore_names: Iterable[str] = (),
+        owned_elsewhere: Callable[[], set[threading.Thread]] = set,
+    ) -> None:
+        self._ignore_names = tuple(ignore_names)
+        self._owned_elsewhere = owned_elsewhere
+
+    def snapshot(self) -> tuple[frozenset[threading.Thread], int]:
+        return frozenset(threading.enumerate()), _thread._count()
+
+    def items(self, snap: Any) -> Items:
+        threads, count = snap
+        out: dict[Hashable, object] = dict.fromkeys(threads)
+        # Threads started with _thread.start_new_thread have no Thread object; the
+        # interpreter's count of started threads still sees them.
+        known = sum(
+            1 for t in threads if not isinstance(t, threading._DummyThread) and t.ident is not None
+        )
+        out[UNMANAGED] = max(0, count - known + 1)
+        return out
+
+    def changed(self, before: Any, after: Any) -> dict[Hashable, tuple[object, object]]:
+        out = super().changed(before, after)
+        # A drop in bare threads is not a leak; only growth is.
+        pair = out.get(UNMANAGED)
+        if pair is not None and _count(pair[1]) <= _count(pair[0]):
+            del out[UNMANAGED]
+        if out:
+            owned = self._owned_elsewhere()
+            for key in [k for k in out if k in owned]:
+                del out[key]
+        return out
+
+    def ignored(self, key: Hashable, old: object, new: object) -> bool:
+        if not isinstance(key, threading.Thread):
+            return False
+        if isinstance(key, threading._DummyThread) or not key.is_alive():
+            return True
+        module = getattr(origin(key), "__module__", None) or ""
+        if module.split(".")[0] in INFRA_MODULES:
+            return True
+        return any(fnmatch.fnmatchcase(key.name, pat) for pat in self._ignore_names)
+
+    def describe(self, key: Hashable, old: object, new: object) -> Leak:
+        if not isinstance(key, threading.Thread):
+            grown = _count(new) - _count(old)
+            return Leak(
+                self.kind,
+                f"{grown} thread(s) started with _thread.start_new_thread",
+                "no threading.Thread object: see the audit event _thread.start_new_thread",
+                signature="threads:unmanaged",
+            )
+        func = origin(key)
+        frame = sys._current_frames().get(key.ident or -1)
+        stack = format_frames(frame)
+        details = f"target: {qualname(func)}, daemon: {key.daemon}, ident: {key.ident}"
+        if stack:
+            details += f"\nstack (innermost last):\n{stack}"
+        return Leak(
+            self.kind,
+            f"thread {key.name!r}",
+            details,
+            signature=f"threads:{_stable_name(key.name)}:{qualname(func)}",
+        )
+
+
+def _stable_name(name: str) -> str:
+    # "Thread-12 (worker)" and "asyncio_3" carry counters that change between runs.
+    return "".join("N" if c.isdigit() else c for c in name)
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) else 0

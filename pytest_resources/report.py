@@ -1,0 +1,92 @@
+"""Telling: leak messages, report records that travel with xdist, and the terminal section."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from .probes.base import Leak
+from .verdict import Judgement
+
+REPORT_ATTR = "resource_leaks"
+SECTION = "resource leaks"
+
+
+def leak_lines(leaks: Iterable[Leak]) -> str:
+    return "\n".join("  " + leak.text().replace("\n", "\n  ") for leak in leaks)
+
+
+def message(nodeid: str, judgement: Judgement, reason: str = "") -> str:
+    """The text of a strict failure or a warning for one test."""
+    parts = []
+    if judgement.failing:
+        parts.append(
+            f"{nodeid} leaked {_count(judgement.failing)}:\n{leak_lines(judgement.failing)}"
+        )
+    if judgement.stale:
+        kinds = ", ".join(judgement.stale)
+        why = f" ({reason})" if reason else ""
+        parts.append(
+            f"{nodeid} is marked allow_leaks{why} but no longer leaks {kinds}: "
+            "remove the marker (or the kinds that no longer leak)"
+        )
+    return "\n".join(parts)
+
+
+def _count(leaks: list[Leak]) -> str:
+    return f"{len(leaks)} resource{'s' if len(leaks) != 1 else ''}"
+
+
+def records(judgement: Judgement) -> list[dict[str, Any]]:
+    """JSON-ready records; they ride on the teardown report (and so cross xdist)."""
+    out = [dict(leak.to_dict(), allowed=False) for leak in judgement.failing]
+    out += [dict(leak.to_dict(), allowed=True) for leak in judgement.tolerated]
+    out += [
+        {"kind": kind, "identity": "allow_leaks marker is stale", "stale": True, "allowed": False}
+        for kind in judgement.stale
+    ]
+    return out
+
+
+def record_text(record: Mapping[str, Any]) -> str:
+    if record.get("stale"):
+        return f"allow_leaks({record['kind']!r}) is stale: the test no longer leaks it"
+    leak = Leak.from_dict(record)
+    text = leak.text()
+    return f"{text} (allowed)" if record.get("allowed") else text
+
+
+@dataclass
+class Summary:
+    """Collects leak records from teardown reports (local or from xdist workers)."""
+
+    tests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    outside: list[Leak] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, report: pytest.TestReport) -> None:
+        found = getattr(report, REPORT_ATTR, None)
+        if found:
+            self.tests.setdefault(report.nodeid, []).extend(found)
+
+    def write(self, terminal: Any, strict: bool) -> None:
+        if not (self.tests or self.outside or self.problems):
+            return
+        terminal.write_sep("=", SECTION, yellow=not strict, red=strict)
+        for problem in self.problems:
+            terminal.write_line(f"plugin problem: {problem}", yellow=True)
+        for nodeid, found in self.tests.items():
+            terminal.write_line(f"{nodeid}:")
+            for record in found:
+                terminal.write_line("  " + record_text(record).replace("\n", "\n  "))
+        if self.outside:
+            terminal.write_line("outside any test (session teardown):")
+            terminal.write_line(leak_lines(self.outside))
+        leaking = sum(
+            1 for found in self.tests.values() if any(not r.get("allowed") for r in found)
+        )
+        mode = "strict: these tests error" if strict else "warn mode: outcomes unchanged"
+        terminal.write_line(f"{leaking} test(s) leaked resources ({mode})", bold=True)

@@ -1,0 +1,152 @@
+"""Options, ini keys and markers turned into validated settings (CLI > ini > default)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+
+from .probes.base import KINDS
+
+DEFAULT_GRACE = 0.5
+
+
+@dataclass(frozen=True)
+class Settings:
+    enabled: bool = True
+    strict: bool = False
+    checks: tuple[str, ...] = KINDS
+    grace: float = DEFAULT_GRACE
+    ignore_threads: tuple[str, ...] = ()
+    ignore_fds: tuple[str, ...] = ()
+    ignore_processes: tuple[str, ...] = ()
+    ignore_env: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TestSettings:
+    """The settings one test runs with, after its markers."""
+
+    checks: tuple[str, ...]
+    grace: float
+    strict: bool
+    #: Kinds a test is expected to leak (``allow_leaks``): ``None`` without the marker,
+    #: empty when the marker names no kind (any leak).
+    allowed: frozenset[str] | None = None
+    allow_reason: str = ""
+
+
+def parse_kinds(value: str | Iterable[str], name: str) -> tuple[str, ...]:
+    parts = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    if any(p == "all" for p in parts):
+        return KINDS
+    unknown = [p for p in parts if p not in KINDS]
+    if unknown:
+        raise ValueError(
+            f"{name}: unknown kind {unknown[0]!r} (choose from {', '.join(KINDS)} or 'all')"
+        )
+    return tuple(k for k in KINDS if k in parts)
+
+
+def parse_grace(value: object, name: str) -> float:
+    try:
+        grace = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected seconds as a number, got {value!r}") from None
+    if not math.isfinite(grace) or grace < 0:
+        raise ValueError(f"{name}: expected seconds >= 0, got {value!r}")
+    return grace
+
+
+def _bool_ini(config: pytest.Config, name: str) -> bool:
+    value = config.getini(name)
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}: expected true or false, got {value!r}")
+
+
+def from_config(config: pytest.Config) -> Settings:
+    """Read and validate every option; a bad value is a one-line ``pytest.UsageError``."""
+    try:
+        checks_cli = config.getoption("resource_checks")
+        grace_cli = config.getoption("resource_grace")
+        return Settings(
+            enabled=not config.getoption("no_resource_checks"),
+            strict=bool(config.getoption("resource_strict"))
+            or _bool_ini(config, "resource_strict"),
+            checks=parse_kinds(checks_cli, "--resource-checks")
+            if checks_cli is not None
+            else parse_kinds(config.getini("resource_checks") or "all", "resource_checks"),
+            grace=parse_grace(grace_cli, "--resource-grace")
+            if grace_cli is not None
+            else parse_grace(config.getini("resource_grace") or DEFAULT_GRACE, "resource_grace"),
+            ignore_threads=tuple(config.getini("resource_ignore_threads")),
+            ignore_fds=tuple(config.getini("resource_ignore_fds")),
+            ignore_processes=tuple(config.getini("resource_ignore_processes")),
+            ignore_env=tuple(config.getini("resource_ignore_env")),
+        )
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+RESOURCES_ARGS = ("checks", "skip", "grace", "strict")
+
+
+def for_item(settings: Settings, item: pytest.Item) -> TestSettings:
+    """Apply the ``resources`` and ``allow_leaks`` markers; raise ValueError when malformed."""
+    result = TestSettings(settings.checks, settings.grace, settings.strict)
+    marker = item.get_closest_marker("resources")
+    if marker is not None:
+        result = _apply_resources(result, marker.args, marker.kwargs)
+    allow = item.get_closest_marker("allow_leaks")
+    if allow is not None:
+        unknown = set(allow.kwargs) - {"reason"}
+        if unknown:
+            raise ValueError(f"allow_leaks: unknown argument {sorted(unknown)[0]!r}")
+        kinds = parse_kinds(allow.args, "allow_leaks") if allow.args else ()
+        result = replace(
+            result,
+            allowed=frozenset(kinds),
+            allow_reason=str(allow.kwargs.get("reason", "")),
+        )
+    return result
+
+
+def _apply_resources(
+    result: TestSettings, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> TestSettings:
+    if args:
+        raise ValueError(
+            "resources: takes keyword arguments only, e.g. resources(checks='threads')"
+        )
+    unknown = set(kwargs) - set(RESOURCES_ARGS)
+    if unknown:
+        raise ValueError(
+            f"resources: unknown argument {sorted(unknown)[0]!r} "
+            f"(known: {', '.join(RESOURCES_ARGS)})"
+        )
+    checks = result.checks
+    if "checks" in kwargs:
+        checks = parse_kinds(kwargs["checks"], "resources(checks=...)")
+    if "skip" in kwargs:
+        skipped = parse_kinds(kwargs["skip"], "resources(skip=...)")
+        checks = tuple(k for k in checks if k not in skipped)
+    grace = result.grace
+    if "grace" in kwargs:
+        grace = parse_grace(kwargs["grace"], "resources(grace=...)")
+    strict = result.strict
+    if "strict" in kwargs:
+        if not isinstance(kwargs["strict"], bool):
+            raise ValueError(
+                f"resources(strict=...): expected True or False, got {kwargs['strict']!r}"
+            )
+        strict = kwargs["strict"]
+    return replace(result, checks=checks, grace=grace, strict=strict)

@@ -1,0 +1,241 @@
+"""From snapshots to leaks: diff, one gc pass, a bounded backoff, then the verdict.
+
+A clean test pays for two cheap snapshots per kind and an equality check. Only kinds whose
+snapshots differ get expanded, filtered, waited on and described.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .probes.base import Leak, Probe
+
+FIRST_DELAY = 0.001
+MAX_DELAY = 0.1
+
+Diff = dict[Hashable, tuple[object, object]]
+
+
+@dataclass
+class Window:
+    """What is known about one test (or block) while it runs."""
+
+    kinds: tuple[str, ...]
+    before: dict[str, Any]
+    events: list[Leak] = field(default_factory=list)
+
+
+@dataclass
+class Owned:
+    """Things created by a fixture wider than a test, excluded from test verdicts."""
+
+    owner: str
+    items: dict[str, dict[Hashable, object]]
+
+
+class Checker:
+    """Takes the snapshots for a sequence of windows and turns differences into leaks.
+
+    The final snapshot of one window is reused as the first of the next (for probes that
+    allow it): whatever changes between two windows is attributed to the later one.
+    """
+
+    def __init__(self, probes: Mapping[str, Probe]) -> None:
+        self.probes = dict(probes)
+        self._last: dict[str, Any] = {}
+        self._owned: list[Owned] = []
+        self.disabled: dict[str, str] = {}
+
+    # -- windows ---------------------------------------------------------------------------
+
+    def begin(self, kinds: Iterable[str]) -> Window:
+        selected = tuple(k for k in kinds if k in self.probes and k not in self.disabled)
+        before: dict[str, Any] = {}
+        for kind in selected:
+            probe = self.probes[kind]
+            if kind in self._last and not probe.fresh_before:
+                before[kind] = self._last[kind]
+            else:
+                before[kind] = self._safe_snapshot(kind)
+        return Window(selected, before)
+
+    def finish(self, window: Window, grace: float) -> tuple[list[Leak], dict[str, Diff]]:
+        """Leaks of ``window`` and the raw diffs they came from (for cleanup)."""
+        kinds = tuple(k for k in window.kinds if k not in self.disabled)
+        after = {kind: self._safe_snapshot(kind) for kind in kinds}
+        diffs = self._settle(window.before, after, kinds, grace)
+        leaks = list(window.events)
+        for kind, diff in diffs.items():
+            leaks.extend(self._describe(kind, diff))
+        self._last = {k: v for k, v in after.items() if k not in self.disabled}
+        return leaks, diffs
+
+    def cleanup(self, window: Window, diffs: Mapping[str, Diff]) -> None:
+        """Undo what leaked where a probe can do so safely, then re-snapshot."""
+        for kind, diff in diffs.items():
+            self._guarded(kind, self.probes[kind].cleanup, list(diff), window.before[kind])
+            self._last[kind] = self._safe_snapshot(kind)
+
+    def forget(self) -> None:
+        """Drop the reusable snapshot (the next window starts from a fresh one)."""
+        self._last.clear()
+
+    # -- scope ownership -------------------------------------------------------------------
+
+    def snapshot_all(self) -> dict[str, Any]:
+        return {
+            kind: self._safe_snapshot(kind) for kind in self.probes if kind not in self.disabled
+        }
+
+    def own(self, owner: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
+        """Attribute what appeared between ``before`` and ``after`` to ``owner``."""
+        items: dict[str, dict[Hashable, object]] = {}
+        for kind in before.keys() & after.keys():
+            if before[kind] != after[kind]:
+                diff = self._guarded(kind, self.probes[kind].changed, before[kind], after[kind])
+                if diff:
+                    items[kind] = {key: new for key, (_old, new) in diff.items()}
+        if items:
+            self._owned.append(Owned(owner, items))
+
+    def release(self, owner: str, grace: float) -> list[Leak]:
+        """``owner`` ended: what it created and still exists is its leak."""
+        mine = [o for o in self._owned if o.owner == owner]
+        self._owned = [o for o in self._owned if o.owner != owner]
+        leaks: list[Leak] = []
+        for owned in mine:
+            for kind, items in owned.items.items():
+                if kind in self.disabled:
+                    continue
+                remaining = self._wait_gone(kind, items, grace)
+                for key, value in remaining.items():
+                    leak = self._guarded(kind, self.probes[kind].describe, key, None, value)
+                    if leak is not None:
+                        leaks.append(_with_owner(leak, owner))
+        return leaks
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _diff(self, kind: str, before: Any, after: Any) -> Diff:
+        if before == after:
+            return {}
+        probe = self.probes[kind]
+        diff: Diff | None = self._guarded(kind, probe.changed, before, after)
+        if not diff:
+            return {}
+        owned = [o.items.get(kind, {}) for o in self._owned]
+        return {
+            key: pair
+            for key, pair in diff.items()
+            if not any(key in items for items in owned) and not probe.ignored(key, *pair)
+        }
+
+    def _settle(
+        self, before: Mapping[str, Any], after: dict[str, Any], kinds: Iterable[str], grace: float
+    ) -> dict[str, Diff]:
+        diffs = {k: d for k in kinds if (d := self._diff(k, before[k], after[k]))}
+        if not diffs:
+            return {}
+        gc.collect()
+        deadline = time.monotonic() + grace
+        delay = FIRST_DELAY
+        while True:
+            for kind in list(diffs):
+                after[kind] = self._safe_snapshot(kind)
+                diffs[kind] = self._diff(kind, before[kind], after[kind])
+                if not diffs[kind] or kind in self.disabled:
+                    del diffs[kind]
+            remaining = deadline - time.monotonic()
+            if not diffs or remaining <= 0:
+                return diffs
+            self._wait(diffs, min(delay, remaining))
+            delay = min(delay * 2, MAX_DELAY)
+
+    def _wait(self, diffs: Mapping[str, Diff], delay: float) -> None:
+        # Probes with their own way of waiting (tasks run their loop) share one slot.
+        start = time.monotonic()
+        for kind, diff in diffs.items():
+            left = delay - (time.monotonic() - start)
+            if left <= 0:
+                return
+            self._guarded(kind, self.probes[kind].settle, list(diff), left)
+
+    def _wait_gone(
+        self, kind: str, items: dict[Hashable, object], grace: float
+    ) -> dict[Hashable, object]:
+        deadline = time.monotonic() + grace
+        delay = FIRST_DELAY
+        collected = False
+        while True:
+            current = self._guarded(
+                kind, lambda: self.probes[kind].items(self.probes[kind].snapshot())
+            )
+            if current is None:
+                return {}
+            left = {k: v for k, v in items.items() if k in current and current[k] == v}
+            remaining = deadline - time.monotonic()
+            if not left or remaining <= 0:
+                return left
+            if not collected:
+                gc.collect()
+                collected = True
+                continue
+            self._guarded(kind, self.probes[kind].settle, list(left), min(delay, remaining))
+            delay = min(delay * 2, MAX_DELAY)
+
+    def _describe(self, kind: str, diff: Diff) -> list[Leak]:
+        probe = self.probes[kind]
+        leaks = [
+            self._guarded(kind, probe.describe, key, old, new) for key, (old, new) in diff.items()
+        ]
+        return [leak for leak in leaks if leak is not None]
+
+    def _safe_snapshot(self, kind: str) -> Any:
+        return self._guarded(kind, self.probes[kind].snapshot)
+
+    def _guarded(self, kind: str, func: Any, *args: Any) -> Any:
+        """Run probe code; an internal error disables the probe instead of breaking the run."""
+        if kind in self.disabled:
+            return None
+        try:
+            return func(*args)
+        except Exception as exc:
+            self.disabled[kind] = f"{type(exc).__name__}: {exc}"
+            return None
+
+
+def _with_owner(leak: Leak, owner: str) -> Leak:
+    return replace(leak, owner=owner)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Leaks sorted by what they mean for the test."""
+
+    failing: list[Leak]
+    #: Leaks of kinds the test's ``allow_leaks`` marker expects.
+    tolerated: list[Leak]
+    #: Kinds ``allow_leaks`` expects that did not leak: the marker is out of date.
+    stale: list[str]
+
+    @property
+    def clean(self) -> bool:
+        return not (self.failing or self.tolerated or self.stale)
+
+
+def judge(leaks: list[Leak], allowed: frozenset[str] | None) -> Judgement:
+    """Apply an ``allow_leaks`` marker: ``allowed`` is ``None`` without the marker and empty
+    when the marker names no kind (any leak is expected)."""
+    if allowed is None:
+        return Judgement(leaks, [], [])
+    failing = [leak for leak in leaks if allowed and leak.kind not in allowed]
+    tolerated = [leak for leak in leaks if not allowed or leak.kind in allowed]
+    if allowed:
+        stale = sorted(allowed - {leak.kind for leak in tolerated})
+    else:
+        stale = [] if tolerated else ["any"]
+    return Judgement(failing, tolerated, stale)

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+class Run:
+    """A pytester run in a subprocess, so the inner session's leaks stay out of ours."""
+
+    def __init__(self, pytester: pytest.Pytester) -> None:
+        self.pytester = pytester
+
+    def __call__(self, source: str, *args: str, ini: str = "") -> pytest.RunResult:
+        self.pytester.makepyfile(test_it=source)
+        self.pytester.makeini(
+            "[pytest]\n"
+            "asyncio_default_fixture_loop_scope = function\n"
+            "asyncio_default_test_loop_scope = function\n" + ini
+        )
+        return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+
+
+@pytest.fixture
+def run(pytester: pytest.Pytester) -> Run:
+    return Run(pytester)
