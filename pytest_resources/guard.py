@@ -60,14 +60,16 @@ class Guard:
         self.between.clear()
 
     def close(self, grace: float, strict: bool) -> list[Leak]:
-        window, self.window = self.window, None
+        window = self.window
         if window is None:
             return []
         try:
+            # The window stays open while finishing: the gc pass can set off ResourceWarnings.
             leaks, diffs = self.checker.finish(window, grace)
             if strict and leaks:
                 self.checker.cleanup(window, diffs)
         finally:
+            self.window = None
             if self._capturing is not None:
                 self._capturing.__exit__(None, None, None)
                 self._capturing = None

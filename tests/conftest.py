@@ -21,6 +21,13 @@ class Run:
         return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
 
 
+def assert_lines(result: pytest.RunResult, *expected: str) -> None:
+    """Each expected text appears within some output line (no glob: leak texts hold [ ])."""
+    lines = result.outlines
+    for text in expected:
+        assert any(text in line for line in lines), f"{text!r} not in output:\n{result.stdout}"
+
+
 @pytest.fixture
 def run(pytester: pytest.Pytester) -> Run:
     return Run(pytester)

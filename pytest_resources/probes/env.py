@@ -186,6 +186,22 @@ def _handler(handler: object) -> str:
 def _seq_diff(old: object, new: object) -> str:
     before = list(old) if isinstance(old, tuple) else []
     after = list(new) if isinstance(new, tuple) else []
-    lines = [f"+ {item!r}" for item in after if item not in before]
-    lines += [f"- {item!r}" for item in before if item not in after]
-    return "\n".join(lines) or "order changed"
+    added = _minus(after, before)
+    removed = _minus(before, after)
+    lines = [f"+ {item!r}" for item in added] + [f"- {item!r}" for item in removed]
+    if lines:
+        return "\n".join(lines)
+    moved = [f"  {i}: {item!r}" for i, item in enumerate(after) if before[i] != item]
+    return "same entries in a new order; moved:\n" + "\n".join(moved[:5])
+
+
+def _minus(items: list[object], other: list[object]) -> list[object]:
+    """``items`` without one occurrence of each element of ``other`` (a multiset difference)."""
+    rest = list(other)
+    out = []
+    for item in items:
+        if item in rest:
+            rest.remove(item)
+        else:
+            out.append(item)
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import socket
+import sys
 from collections.abc import Hashable, Iterable
 from typing import Any
 
@@ -52,7 +53,10 @@ class FdProbe(Probe):
         return out
 
     def ignored(self, key: Hashable, old: object, new: object) -> bool:
-        if not self._ignore_targets or not isinstance(key, int):
+        assert isinstance(key, int)
+        if key in stdlib_helper_fds():
+            return True
+        if not self._ignore_targets:
             return False
         path = target(key)
         return any(fnmatch.fnmatchcase(path, pat) for pat in self._ignore_targets)
@@ -67,6 +71,19 @@ class FdProbe(Probe):
             return Leak(self.kind, f"fd {key}: {path}", signature=f"fds:{path.split(':')[0]}")
         details = "replaced a descriptor that was open before the test" if old else ""
         return Leak(self.kind, f"fd {key}: {path}", details, signature=f"fds:file:{path}")
+
+
+def stdlib_helper_fds() -> set[int]:
+    """Pipes to multiprocessing's resource tracker and forkserver: started once, kept for
+    the life of the process."""
+    fds = set()
+    tracker = sys.modules.get("multiprocessing.resource_tracker")
+    if tracker is not None:
+        fds.add(getattr(tracker._resource_tracker, "_fd", None))
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    if forkserver is not None:
+        fds.add(getattr(forkserver._forkserver, "_forkserver_alive_fd", None))
+    return {fd for fd in fds if isinstance(fd, int)}
 
 
 def describe_socket(fd: int) -> tuple[str, str]:

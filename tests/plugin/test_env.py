@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from conftest import Run, assert_lines
+
+
+def test_every_kind_of_global_state_change_is_reported(run: Run) -> None:
+    result = run(
+        """
+import logging, os, signal, sys, warnings
+
+def test_environ_added():
+    os.environ["LEAKED_ADDED"] = "1"
+
+def test_environ_removed_and_changed():
+    del os.environ["HOME"]
+    os.environ["PATH"] = "/nowhere"
+
+def test_cwd(tmp_path):
+    os.chdir(tmp_path)
+
+def test_sys_path():
+    sys.path.insert(0, "/leaked/path")
+
+def test_signal():
+    signal.signal(signal.SIGUSR1, lambda *a: None)
+
+def test_logging_handler():
+    logging.getLogger().addHandler(logging.NullHandler())
+
+def test_warnings_filter():
+    warnings.simplefilter("ignore", DeprecationWarning)
+""",
+        "--resource-strict",
+    )
+    result.assert_outcomes(passed=7, errors=7)
+    assert_lines(
+        result,
+        "env: os.environ['LEAKED_ADDED'] added: '1'",
+        "env: os.environ['HOME'] removed (was ",
+        "→ '/nowhere'",
+        "test_cwd0'",
+        "env: sys.path changed",
+        "+ '/leaked/path'",
+        "env: signal handler for SIGUSR1: SIG_DFL → test_signal.<locals>.<lambda>",
+        "env: root logger handlers changed",
+        "+ <NullHandler (NOTSET)>",
+        "env: warnings filters changed",
+        "0: ('ignore', None, <class 'DeprecationWarning'>, None, 0)",
+    )
+
+
+def test_strict_mode_restores_leaked_state_so_later_tests_are_clean(run: Run) -> None:
+    result = run(
+        """
+import os, sys
+
+def test_leaks(tmp_path):
+    os.environ["LEAKED"] = "1"
+    os.chdir(tmp_path)
+    sys.path.append("/leaked")
+
+def test_state_was_restored():
+    assert "LEAKED" not in os.environ
+    assert "/leaked" not in sys.path
+    assert not os.getcwd().endswith("test_leaks0")
+""",
+        "--resource-strict",
+    )
+    result.assert_outcomes(passed=2, errors=1)
+
+
+def test_restored_changes_are_clean(run: Run) -> None:
+    result = run(
+        """
+import logging, os, signal, sys, warnings
+import pytest
+
+def test_monkeypatch(monkeypatch, tmp_path):
+    monkeypatch.setenv("X", "1")
+    monkeypatch.delenv("HOME")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+def test_catch_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+
+def test_signal_restored():
+    old = signal.signal(signal.SIGUSR2, lambda *a: None)
+    signal.signal(signal.SIGUSR2, old)
+
+def test_caplog(caplog):
+    logging.getLogger().warning("hello")
+    assert "hello" in caplog.text
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_filterwarnings_marker():
+    pass
+""",
+        "--resource-strict",
+    )
+    result.assert_outcomes(passed=5)
+
+
+def test_ignore_env_ini(run: Run) -> None:
+    result = run(
+        """
+import os
+
+def test_sets_cache_var():
+    os.environ["MYAPP_CACHE_DIR"] = "/tmp"
+""",
+        "--resource-strict",
+        ini="resource_ignore_env = MYAPP_CACHE_*\n",
+    )
+    result.assert_outcomes(passed=1)

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+from conftest import Run
+
+
+def test_open_file_is_reported_with_its_path(run: Run) -> None:
+    result = run(
+        """
+KEPT = []
+
+def test_leaks(tmp_path):
+    KEPT.append(open(tmp_path / "kept.txt", "w"))
+""",
+        "--resource-strict",
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*fds: fd * */kept.txt"])
+
+
+def test_socket_is_reported_with_family_and_addresses(run: Run) -> None:
+    result = run(
+        """
+import socket
+KEPT = []
+
+def test_leaks():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    client = socket.create_connection(server.getsockname())
+    KEPT.extend([server, client])
+""",
+        "--resource-strict",
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*fds: fd * socket AF_INET SOCK_STREAM local 127.0.0.1:* (LISTEN)",
+            "*fds: fd * socket AF_INET SOCK_STREAM local 127.0.0.1:* remote 127.0.0.1:* (ESTABLISHED)",
+        ]
+    )
+
+
+def test_pipe_is_reported(run: Run) -> None:
+    result = run(
+        """
+import os
+KEPT = []
+
+def test_leaks():
+    KEPT.extend(os.pipe())
+""",
+        "--resource-strict",
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    assert result.stdout.str().count("pipe:[") >= 2
+
+
+def test_closing_one_file_and_opening_another_is_a_leak(run: Run) -> None:
+    # Identity, not counts: same number of fds before and after, one of them new.
+    result = run(
+        """
+import pytest
+KEPT = []
+
+@pytest.fixture
+def opened(tmp_path):
+    f = open(tmp_path / "first.txt", "w")
+    yield
+    f.close()
+
+def test_swaps(opened, tmp_path):
+    KEPT.append(open(tmp_path / "second.txt", "w"))
+""",
+        "--resource-strict",
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*fds: fd * */second.txt"])
+    assert "first.txt" not in result.stdout.str()
+
+
+def test_unclosed_file_warning_lands_on_the_test_that_dropped_it(run: Run) -> None:
+    result = run(
+        """
+def test_drops(tmp_path):
+    open(tmp_path / "dropped.txt", "w")
+
+def test_next():
+    pass
+
+def test_after_next():
+    pass
+""",
+        "--resource-strict",
+    )
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_drops*", "*unclosed file*dropped.txt*"])
+
+
+def test_unclosed_socket_in_a_cycle_is_found_by_the_gc_pass(run: Run) -> None:
+    result = run(
+        """
+import socket
+
+class Holder:
+    def __init__(self):
+        self.me = self
+        self.sock = socket.socket()
+
+def test_drops_cycle():
+    Holder()
+
+def test_next():
+    pass
+""",
+        "--resource-strict",
+    )
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_drops_cycle*", "*unclosed <socket*"])
+
+
+def test_clean_uses_of_files_and_capture_are_not_leaks(run: Run) -> None:
+    result = run(
+        """
+import sys, socket, tempfile
+
+def test_tmp_path(tmp_path):
+    (tmp_path / "a.txt").write_text("x")
+    with open(tmp_path / "a.txt") as f:
+        assert f.read() == "x"
+
+def test_capfd(capfd):
+    print("out")
+    assert capfd.readouterr().out == "out\\n"
+
+def test_capsys(capsys):
+    print("out", file=sys.stderr)
+    assert capsys.readouterr().err == "out\\n"
+
+def test_tempfile():
+    with tempfile.TemporaryFile() as f:
+        f.write(b"x")
+
+def test_socket_closed():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+
+def test_first_import_of_stdlib_module():
+    import sqlite3, json, decimal
+    sqlite3.connect(":memory:").close()
+""",
+        "--resource-strict",
+    )
+    result.assert_outcomes(passed=6)
+
+
+def test_ignore_fds_ini_silences_matching_targets(run: Run) -> None:
+    result = run(
+        """
+KEPT = []
+
+def test_leaks(tmp_path):
+    KEPT.append(open(tmp_path / "app.log", "w"))
+""",
+        "--resource-strict",
+        ini="resource_ignore_fds = *.log\n",
+    )
+    result.assert_outcomes(passed=1)
