@@ -141,13 +141,20 @@ class ResourcesPlugin:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None]:
-        if self.guard is not None:
-            try:
-                test = settings.for_item(self.settings, item)
-            except ValueError as exc:
-                pytest.fail(str(exc), pytrace=False)
-            item.stash[_SETTINGS_KEY] = test
-            self.guard.open(test.checks)
+        if self.guard is None:
+            return (yield)
+        try:
+            test = settings.for_item(self.settings, item)
+        except ValueError as exc:
+            error = str(exc)
+        else:
+            error = ""
+        if error:
+            # Fail after pytest's own setup ran, so its teardown finds what it expects.
+            yield
+            pytest.fail(error, pytrace=False)
+        item.stash[_SETTINGS_KEY] = test
+        self.guard.open(test.checks)
         return (yield)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)

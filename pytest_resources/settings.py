@@ -124,9 +124,7 @@ def _apply_resources(
     result: TestSettings, args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> TestSettings:
     if args:
-        raise ValueError(
-            "resources: takes keyword arguments only, e.g. resources(checks='threads')"
-        )
+        raise ValueError("resources: keyword arguments only, e.g. resources(checks='threads')")
     unknown = set(kwargs) - set(RESOURCES_ARGS)
     if unknown:
         raise ValueError(

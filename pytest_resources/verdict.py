@@ -48,11 +48,15 @@ class Checker:
         self.probes = dict(probes)
         self._last: dict[str, Any] = {}
         self._owned: list[Owned] = []
+        #: Owned identities whose owner ended in the current window: undoing them (a class
+        #: fixture restoring an env var it set) is not a change the test made.
+        self._released: list[dict[str, dict[Hashable, object]]] = []
         self.disabled: dict[str, str] = {}
 
     # -- windows ---------------------------------------------------------------------------
 
     def begin(self, kinds: Iterable[str]) -> Window:
+        self._released.clear()
         selected = tuple(k for k in kinds if k in self.probes and k not in self.disabled)
         before: dict[str, Any] = {}
         for kind in selected:
@@ -106,6 +110,7 @@ class Checker:
         """``owner`` ended: what it created and still exists is its leak."""
         mine = [o for o in self._owned if o.owner == owner]
         self._owned = [o for o in self._owned if o.owner != owner]
+        self._released.extend(o.items for o in mine)
         leaks: list[Leak] = []
         for owned in mine:
             for kind, items in owned.items.items():
@@ -128,6 +133,7 @@ class Checker:
         if not diff:
             return {}
         owned = [o.items.get(kind, {}) for o in self._owned]
+        owned += [items.get(kind, {}) for items in self._released]
         return {
             key: pair
             for key, pair in diff.items()

@@ -36,7 +36,8 @@ def test_leaks():
     result.stdout.fnmatch_lines(
         [
             "*fds: fd * socket AF_INET SOCK_STREAM local 127.0.0.1:* (LISTEN)",
-            "*fds: fd * socket AF_INET SOCK_STREAM local 127.0.0.1:* remote 127.0.0.1:* (ESTABLISHED)",
+            "*fds: fd * socket AF_INET SOCK_STREAM local 127.0.0.1:* remote 127.0.0.1:*"
+            " (ESTABLISHED)",
         ]
     )
 
@@ -94,7 +95,9 @@ def test_after_next():
         "--resource-strict",
     )
     result.assert_outcomes(passed=3, errors=1)
-    result.stdout.fnmatch_lines(["*ERROR at teardown of test_drops*", "*unclosed file*dropped.txt*"])
+    result.stdout.fnmatch_lines(
+        ["*ERROR at teardown of test_drops*", "*unclosed file*dropped.txt*"]
+    )
 
 
 def test_unclosed_socket_in_a_cycle_is_found_by_the_gc_pass(run: Run) -> None:

@@ -42,7 +42,9 @@ def test_never_waits():
         "--resource-strict",
     )
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*processes: pid *", "*status: zombie: exited but never waited for*"])
+    result.stdout.fnmatch_lines(
+        ["*processes: pid *", "*status: zombie: exited but never waited for*"]
+    )
 
 
 def test_waited_children_are_clean(run: Run) -> None:

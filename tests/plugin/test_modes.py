@@ -1,0 +1,237 @@
+from __future__ import annotations
+
+import pytest
+from conftest import Run, assert_lines
+
+LEAKY = """
+import os
+
+def test_leaks():
+    os.environ["LEAKED"] = "1"
+"""
+
+
+def test_warn_mode_keeps_outcomes_and_lists_leaks(run: Run) -> None:
+    result = run(LEAKY)
+    result.assert_outcomes(passed=1, warnings=1)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [
+            "*ResourceLeakWarning: test_it.py::test_leaks leaked 1 resource:",
+            "*= resource leaks =*",
+            "test_it.py::test_leaks:",
+            "1 test(s) leaked resources (warn mode: outcomes unchanged)",
+        ]
+    )
+
+
+def test_strict_mode_errors_in_teardown_and_exits_non_zero(run: Run) -> None:
+    result = run(LEAKY, "--resource-strict")
+    result.assert_outcomes(passed=1, errors=1)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_leaks*"])
+
+
+def test_strict_mode_from_ini(run: Run) -> None:
+    result = run(LEAKY, ini="resource_strict = true\n")
+    result.assert_outcomes(passed=1, errors=1)
+
+
+def test_failed_test_keeps_its_own_failure_with_leaks_as_context(run: Run) -> None:
+    result = run(
+        """
+import os
+
+def test_fails_and_leaks():
+    os.environ["LEAKED"] = "1"
+    assert False, "the real problem"
+""",
+        "--resource-strict",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the real problem*", "*Captured resource leaks teardown*"])
+
+
+def test_resources_marker_narrows_checks_and_sets_strictness(run: Run) -> None:
+    result = run(
+        """
+import os, threading
+import pytest
+STOP = threading.Event()
+
+@pytest.mark.resources(checks="threads")
+def test_env_not_checked():
+    os.environ["LEAKED"] = "1"
+
+@pytest.mark.resources(skip=["env"])
+def test_env_skipped():
+    os.environ["LEAKED_TOO"] = "1"
+
+@pytest.mark.resources(strict=False)
+def test_only_warns():
+    threading.Thread(target=STOP.wait, daemon=True).start()
+""",
+        "--resource-strict",
+    )
+    result.assert_outcomes(passed=3, warnings=1)
+
+
+def test_resources_marker_grace(run: Run) -> None:
+    result = run(
+        """
+import threading
+import pytest
+STOP = threading.Event()
+
+@pytest.mark.resources(grace=0)
+def test_no_grace():
+    threading.Thread(target=STOP.wait, daemon=True).start()
+""",
+        "--resource-strict",
+    )
+    result.assert_outcomes(passed=1, errors=1)
+
+
+def test_allow_leaks_tolerates_the_named_kind_only(run: Run) -> None:
+    result = run(
+        """
+import os, threading
+import pytest
+STOP = threading.Event()
+
+@pytest.mark.allow_leaks("env", reason="sets a process-wide default on purpose")
+def test_known_env_leak():
+    os.environ["KNOWN"] = "1"
+
+@pytest.mark.allow_leaks("env")
+def test_other_kind_still_fails():
+    os.environ["KNOWN_TOO"] = "1"
+    threading.Thread(target=STOP.wait, daemon=True).start()
+""",
+        "--resource-strict",
+    )
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_other_kind_still_fails*"])
+    assert_lines(result, "env: os.environ['KNOWN'] added: '1' (allowed)")
+
+
+@pytest.mark.parametrize(("mode", "outcome"), [("--resource-strict", "errors"), ("", "warnings")])
+def test_stale_allow_leaks_marker_is_flagged(run: Run, mode: str, outcome: str) -> None:
+    result = run(
+        """
+import pytest
+
+@pytest.mark.allow_leaks("threads", reason="fixed upstream?")
+def test_no_longer_leaks():
+    pass
+""",
+        *([mode] if mode else []),
+    )
+    result.assert_outcomes(passed=1, **{outcome: 1})
+    assert_lines(
+        result,
+        "is marked allow_leaks (fixed upstream?) but no longer leaks threads: remove the marker",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "error"),
+    [
+        (["--resource-checks=threads,sockets"], "", "--resource-checks: unknown kind 'sockets'"),
+        (["--resource-grace=soon"], "", "--resource-grace: expected seconds as a number"),
+        (["--resource-grace=-1"], "", "--resource-grace: expected seconds >= 0, got '-1'"),
+        ([], "resource_checks = memroy\n", "resource_checks: unknown kind 'memroy'"),
+        ([], "resource_grace = nan\n", "resource_grace: expected seconds >= 0, got 'nan'"),
+        ([], "resource_strict = maybe\n", "resource_strict: expected true or false"),
+    ],
+)
+def test_bad_options_fail_fast_with_one_line(
+    run: Run, args: list[str], ini: str, error: str
+) -> None:
+    result = run("def test_x(): pass\n", *args, ini=ini)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {error}*"])
+
+
+@pytest.mark.parametrize(
+    ("marker", "error"),
+    [
+        ("resources(chekcs='threads')", "resources: unknown argument 'chekcs'"),
+        ("resources(grace='x')", "resources(grace=...): expected seconds as a number"),
+        ("resources('threads')", "resources: keyword arguments only"),
+        ("allow_leaks('thread')", "allow_leaks: unknown kind 'thread'"),
+    ],
+)
+def test_bad_markers_error_that_test_only(run: Run, marker: str, error: str) -> None:
+    result = run(
+        f"import pytest\n\n@pytest.mark.{marker}\ndef test_x(): pass\n\ndef test_y(): pass\n"
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    assert_lines(result, error)
+
+
+def test_no_resource_checks_and_unloading(run: Run) -> None:
+    off = run(LEAKY, "--resource-strict", "--no-resource-checks")
+    off.assert_outcomes(passed=1)
+    off.stdout.fnmatch_lines(["resources: checks off (--no-resource-checks)"])
+    unloaded = run(LEAKY, "--resource-strict", "-p", "no:resources")
+    assert unloaded.ret == pytest.ExitCode.USAGE_ERROR  # the option is gone with the plugin
+    unloaded = run(LEAKY, "-p", "no:resources")
+    unloaded.assert_outcomes(passed=1)
+    assert "resources:" not in unloaded.stdout.str()
+
+
+def test_header_states_checks_and_mode(run: Run) -> None:
+    result = run("def test_x(): pass\n", "--resource-checks=fds,threads", "--resource-grace=0.2")
+    result.stdout.fnmatch_lines(["resources: checking threads, fds; mode: warn; grace: 0.2s"])
+
+
+def test_help_lists_options(run: Run) -> None:
+    result = run("", "--help")
+    result.stdout.fnmatch_lines(
+        [
+            "resource leak checks (pytest-resource-guard):",
+            "*--resource-strict*",
+            "*--resource-checks=LIST*",
+            "*--resource-grace=SECONDS*",
+            "*--no-resource-checks*",
+            "*--run-slow*",
+        ]
+    )
+
+
+SLOW = """
+import pytest
+
+@pytest.mark.slow
+def test_slow():
+    pass
+
+def test_fast():
+    pass
+"""
+
+
+def test_slow_tests_are_skipped_unless_run_slow(run: Run) -> None:
+    run(SLOW).assert_outcomes(passed=1, skipped=1)
+    run(SLOW, "--run-slow").assert_outcomes(passed=2)
+    run(SLOW, ini="resource_run_slow = true\n").assert_outcomes(passed=2)
+
+
+def test_suite_with_its_own_run_slow_option_keeps_working(run: Run) -> None:
+    run.pytester.makeconftest(
+        """
+import pytest
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False, dest="mine")
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("mine"):
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason="own skip"))
+"""
+    )
+    run(SLOW).assert_outcomes(passed=1, skipped=1)
+    run(SLOW, "--run-slow").assert_outcomes(passed=2)
