@@ -1,0 +1,1 @@
+"""Managed components usable with or without pytest: task manager, state monitor, queues."""
