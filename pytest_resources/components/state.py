@@ -283,9 +283,10 @@ class StateMonitor:
         It counts bytes and values, refuses allocations over a limit, and raises the same
         alerts. Because it does not know keys: ``record_allocation`` counts every call as a new
         value (storing a key again counts it twice); ``record_deallocation(key, size)`` needs
-        the size; ``record_access`` does nothing; ``cleanup``, ``get_lru_keys`` and
-        ``get_allocations`` raise ``FastModeError``; limits with ``auto_cleanup`` on are
-        refused with ``FastModeError`` (the default here is ``ResourceLimits(auto_cleanup=False)``).
+        the size and cannot go below zero; ``record_access`` does nothing; ``cleanup``,
+        ``get_lru_keys``, ``get_allocations`` and setting ``on_evict`` raise ``FastModeError``;
+        limits with ``auto_cleanup`` on are refused with ``FastModeError`` (the default here is
+        ``ResourceLimits(auto_cleanup=False)``).
         """
         if limits is None:
             limits = ResourceLimits(auto_cleanup=False)
@@ -300,6 +301,17 @@ class StateMonitor:
     def is_fast(self) -> bool:
         """True for a monitor made by ``StateMonitor.fast()``."""
         return False
+
+    @property
+    def on_evict(self) -> EvictionCallback | None:
+        """The eviction callback; settable, e.g. when the cache is built after the monitor."""
+        return self._on_evict
+
+    @on_evict.setter
+    def on_evict(self, callback: EvictionCallback | None) -> None:
+        if self.is_fast:
+            raise _unsupported("on_evict")
+        self._on_evict = callback
 
     @property
     def current_size(self) -> int:
@@ -474,7 +486,10 @@ class StateMonitor:
         return len(self._sizes)
 
     def _usage_locked(self) -> float:
-        return 100 * max(self._current / self._max_state, self._count_locked() / self._max_entries)
+        # 100 * n / max, not n / max * 100: whole percentages stay exact (110.0, not 110.00…01).
+        return max(
+            100 * self._current / self._max_state, 100 * self._count_locked() / self._max_entries
+        )
 
     def _push(self, alert: StateAlert) -> None:
         if len(self._alerts) == self._alerts.maxlen:
@@ -642,13 +657,13 @@ class _FastStateMonitor(StateMonitor):
         return None
 
     def cleanup(self, target_percentage: float | None = None) -> tuple[int, int]:
-        raise _unsupported("cleanup")
+        raise _unsupported("cleanup()")
 
     def get_lru_keys(self, n: int) -> list[Hashable]:
-        raise _unsupported("get_lru_keys")
+        raise _unsupported("get_lru_keys()")
 
     def get_allocations(self) -> dict[Hashable, int]:
-        raise _unsupported("get_allocations")
+        raise _unsupported("get_allocations()")
 
     def _reset_counters(self) -> None:
         super()._reset_counters()
@@ -658,8 +673,8 @@ class _FastStateMonitor(StateMonitor):
         return self._count
 
 
-def _unsupported(method: str) -> FastModeError:
+def _unsupported(what: str) -> FastModeError:
     return FastModeError(
-        f"StateMonitor.fast() keeps no per-key sizes, so {method}() is not available: "
+        f"StateMonitor.fast() keeps no per-key sizes, so {what} is not available: "
         "use StateMonitor(limits)"
     )
