@@ -316,12 +316,15 @@ class StateMonitor:
     @property
     def current_size(self) -> int:
         """Bytes currently recorded."""
-        return self._current
+        # Locked: an automatic cleanup briefly holds the overshoot it is about to evict.
+        with self._lock:
+            return self._current
 
     @property
     def value_count(self) -> int:
         """Values currently recorded."""
-        return self._count_locked()
+        with self._lock:
+            return self._count_locked()
 
     @property
     def usage_percentage(self) -> float:
