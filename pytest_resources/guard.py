@@ -45,6 +45,7 @@ class Guard:
 
     def stop(self) -> None:
         self.capture.stop()
+        self.checker.close()
 
     def _event(self, leak: Leak) -> None:
         if self.window is not None and leak.kind in self.window.kinds:

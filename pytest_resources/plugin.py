@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from . import fixtures, report, settings
+from .brokers import options as broker_options
 from .errors import ResourceGuardWarning, ResourceLeakWarning
 from .guard import Guard
 from .probes.base import KINDS
@@ -72,6 +73,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(
             f"resource_ignore_{kind}", f"never report these {what} (fnmatch)", type="linelist"
         )
+    broker_options.add_options(parser)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -110,7 +112,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason="slow test: pass --run-slow to run it")
     for item in items:
-        if item.get_closest_marker("slow") is not None:
+        if "slow" in item.keywords and item.get_closest_marker("slow") is not None:
             item.add_marker(skip)
 
 

@@ -103,10 +103,12 @@ RESOURCES_ARGS = ("checks", "skip", "grace", "strict")
 def for_item(settings: Settings, item: pytest.Item) -> TestSettings:
     """Apply the ``resources`` and ``allow_leaks`` markers; raise ValueError when malformed."""
     result = TestSettings(settings.checks, settings.grace, settings.strict)
-    marker = item.get_closest_marker("resources")
+    # A keyword lookup is a few dict probes; get_closest_marker walks every node's marks.
+    keywords = item.keywords
+    marker = item.get_closest_marker("resources") if "resources" in keywords else None
     if marker is not None:
         result = _apply_resources(result, marker.args, marker.kwargs)
-    allow = item.get_closest_marker("allow_leaks")
+    allow = item.get_closest_marker("allow_leaks") if "allow_leaks" in keywords else None
     if allow is not None:
         unknown = set(allow.kwargs) - {"reason"}
         if unknown:

@@ -84,6 +84,10 @@ class Checker:
             self._guarded(kind, self.probes[kind].cleanup, list(diff), window.before[kind])
             self._last[kind] = self._safe_snapshot(kind)
 
+    def close(self) -> None:
+        for probe in self.probes.values():
+            probe.close()
+
     def forget(self) -> None:
         """Drop the reusable snapshot (the next window starts from a fresh one)."""
         self._last.clear()

@@ -102,6 +102,10 @@ class Probe(ABC):
         """Give the leaked things ``delay`` seconds to go away by themselves."""
         time.sleep(delay)
 
+    def close(self) -> None:
+        """Release what the probe itself holds open."""
+        return
+
     def cleanup(self, keys: list[Hashable], before: Any) -> None:
         """Undo what leaked, where that is safe (strict mode only); ``before`` is the
         snapshot from the start of the window. Most kinds cannot be undone safely."""

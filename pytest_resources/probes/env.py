@@ -68,7 +68,7 @@ class EnvProbe(Probe):
             environ,
             cwd,
             tuple(sys.path),
-            tuple(_signal.getsignal(s) for s in _SIGNALS),
+            tuple(map(_signal.getsignal, _SIGNALS)),
             tuple(logging.root.handlers),
             tuple(warnings.filters),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import socket
@@ -16,8 +17,17 @@ from .base import Leak, Probe
 FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
 
 
-def open_fds() -> list[int]:
-    return [int(name) for name in os.listdir(FD_DIR)]
+def open_fds(directory: int | str = FD_DIR) -> list[int]:
+    return [int(name) for name in os.listdir(directory)]
+
+
+def _is_open(fd: int) -> bool:
+    # listdir's own descriptor shows in the listing but is closed by the time we look.
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 def target(fd: int) -> str:
@@ -35,13 +45,22 @@ class FdProbe(Probe):
     kind = "fds"
 
     def __init__(self, ignore_targets: Iterable[str] = ()) -> None:
-        self._session_fds = frozenset(open_fds())
+        # Listing through an open directory descriptor skips the path lookup each time.
+        self._dir: int | str = FD_DIR
+        with contextlib.suppress(OSError):
+            self._dir = os.open(FD_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._session_fds = frozenset(fd for fd in open_fds() if _is_open(fd))
         self._ignore_targets = tuple(ignore_targets)
+
+    def close(self) -> None:
+        if isinstance(self._dir, int):
+            os.close(self._dir)
+            self._dir = FD_DIR
 
     def snapshot(self) -> dict[int, tuple[int, int] | None]:
         out: dict[int, tuple[int, int] | None] = {}
         session = self._session_fds
-        for fd in open_fds():
+        for fd in open_fds(self._dir):
             if fd in session:
                 out[fd] = None
                 continue

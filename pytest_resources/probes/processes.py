@@ -37,19 +37,38 @@ def _start_time(pid: int) -> int | None:
     return int(data[data.rindex(b")") + 2 :].split()[19])
 
 
+def has_children() -> bool:
+    """One syscall: most tests have no child at all, which ends the snapshot here."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
 def child_pids() -> dict[int, int | None]:
+    if not has_children():
+        return {}
     pids: list[int] = []
     for tid in os.listdir(TASK_DIR):
+        # os.open/os.read: a third of the cost of open() for these tiny proc files.
         try:
-            with open(f"{TASK_DIR}/{tid}/children", "rb") as f:
-                pids.extend(int(p) for p in f.read().split())
+            fd = os.open(f"{TASK_DIR}/{tid}/children", os.O_RDONLY)
         except OSError:  # thread ended meanwhile
             continue
+        try:
+            data = os.read(fd, 65536)
+        finally:
+            os.close(fd)
+        if data:
+            pids.extend(int(p) for p in data.split())
     return {pid: _start_time(pid) for pid in pids}
 
 
 def child_pids_portable() -> dict[int, int | None]:
     out: dict[int, int | None] = {}
+    if not has_children():
+        return out
     for child in psutil.Process().children():
         with contextlib.suppress(psutil.Error):
             out[child.pid] = int(child.create_time() * 100)
