@@ -54,6 +54,5 @@ def test_resource_guard_rejects_bad_arguments(
 ) -> None:
     with pytest.raises(ValueError, match="unknown kind 'thread'"), resource_guard(checks="thread"):
         pass
-    with pytest.raises(ValueError, match="grace: expected seconds >= 0"):
-        with resource_guard(grace=-1):
-            pass
+    with pytest.raises(ValueError, match="grace: expected seconds >= 0"), resource_guard(grace=-1):
+        pass
