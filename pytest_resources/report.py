@@ -88,5 +88,9 @@ class Summary:
         leaking = sum(
             1 for found in self.tests.values() if any(not r.get("allowed") for r in found)
         )
+        allowed = len(self.tests) - leaking
         mode = "strict: these tests error" if strict else "warn mode: outcomes unchanged"
-        terminal.write_line(f"{leaking} test(s) leaked resources ({mode})", bold=True)
+        line = f"{leaking} test(s) leaked resources ({mode})"
+        if allowed:
+            line += f"; {allowed} test(s) leaked only what allow_leaks expects"
+        terminal.write_line(line, bold=True)

@@ -169,3 +169,24 @@ def test_leaks(tmp_path):
         ini="resource_ignore_fds = *.log\n",
     )
     result.assert_outcomes(passed=1)
+
+
+def test_resource_warning_raised_as_error_in_del_is_still_a_leak_of_its_test(run: Run) -> None:
+    # With -W error::ResourceWarning the warning becomes an exception inside __del__, which
+    # Python hands to sys.unraisablehook instead of the warnings machinery.
+    result = run(
+        """
+def test_drops(tmp_path):
+    open(tmp_path / "dropped.txt", "w")
+
+def test_next():
+    pass
+""",
+        "--resource-strict",
+        "-W",
+        "error::ResourceWarning",
+        "-W",
+        "ignore::pytest.PytestUnraisableExceptionWarning",
+    )
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_drops*", "*unclosed file*dropped.txt*"])
