@@ -189,4 +189,6 @@ def test_next():
         "ignore::pytest.PytestUnraisableExceptionWarning",
     )
     result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines(["*ERROR at teardown of test_drops*", "*unclosed file*dropped.txt*"])
+    result.stdout.fnmatch_lines(
+        ["*ERROR at teardown of test_drops*", "*unclosed file*dropped.txt*"]
+    )
