@@ -444,7 +444,7 @@ class StateMonitor:
                 usage_percentage=self._usage_locked(),
                 max_state_size=self._max_state,
                 max_cache_entries=self._max_entries,
-                allocations=self._allocations,
+                allocations=self._allocations_locked(),
                 refusals=self._refusals,
                 deallocations=self._deallocations,
                 evictions=self._evictions,
@@ -495,6 +495,9 @@ class StateMonitor:
 
     def _count_locked(self) -> int:
         return len(self._sizes)
+
+    def _allocations_locked(self) -> int:
+        return self._allocations
 
     def _usage_locked(self) -> float:
         # 100 * n / max, not n / max * 100: whole percentages stay exact (110.0, not 110.00…01).
@@ -620,9 +623,11 @@ class StateMonitor:
 class _FastStateMonitor(StateMonitor):
     """Totals only; made by ``StateMonitor.fast()``, whose docstring lists what it cannot do.
 
-    Every accepted allocation adds a value and every deallocation removes one, so the value
-    count is ``_allocations - _deallocations``: one counter less on the hot path.
+    Every accepted allocation adds a value and every deallocation removes one, so the hot path
+    keeps ``_count`` only and ``allocations`` is derived as ``_count + _deallocations``.
     """
+
+    _count: int
 
     def __init__(self, limits: ResourceLimits, *, max_alerts: int) -> None:
         if limits.auto_cleanup:
@@ -643,16 +648,16 @@ class _FastStateMonitor(StateMonitor):
         lock.acquire()
         try:
             total = self._current + size
-            count = self._allocations - self._deallocations + 1
+            count = self._count + 1
             if total >= self._threshold_bytes or count >= self._threshold_entries:
                 if total > self._max_state or count > self._max_entries:
                     return self._refuse_locked(key, size, total, count)
                 self._current = total
-                self._allocations += 1
+                self._count = count
                 self._crossed_locked()
             else:
                 self._current = total
-                self._allocations += 1
+                self._count = count
         finally:
             lock.release()
         return True
@@ -672,6 +677,7 @@ class _FastStateMonitor(StateMonitor):
                 )
             self._mark_peak_locked()
             self._current -= size
+            self._count -= 1
             self._deallocations += 1
             self._settle_locked()
         return size
@@ -689,8 +695,15 @@ class _FastStateMonitor(StateMonitor):
     def get_allocations(self) -> dict[Hashable, int]:
         raise _unsupported("get_allocations()")
 
+    def _reset_counters(self) -> None:
+        super()._reset_counters()
+        self._count = 0
+
     def _count_locked(self) -> int:
-        return self._allocations - self._deallocations
+        return self._count
+
+    def _allocations_locked(self) -> int:
+        return self._count + self._deallocations
 
 
 def _unsupported(what: str) -> FastModeError:
