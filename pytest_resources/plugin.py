@@ -12,15 +12,14 @@ from typing import Any
 
 import pytest
 
-from . import fixtures, report, settings
+from . import fixtures, settings
 from .brokers import options as broker_options
 from .errors import ResourceGuardWarning, ResourceLeakWarning
 from .guard import Guard
 from .probes.base import KINDS
+from .report import REPORT_ATTR, SECTION, Summary, message, record_text, records
 from .verdict import judge
 
-FAILED_KEY = pytest.StashKey[bool]()
-RECORDS_KEY = pytest.StashKey[list[dict[str, Any]]]()
 RUN_SLOW = "--run-slow"
 
 MARKERS = (
@@ -122,8 +121,12 @@ class ResourcesPlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.settings = settings.from_config(config)
         self.guard = Guard(self.settings) if self.settings.enabled else None
-        self.summary = report.Summary()
+        self.summary = Summary()
         self._warned: set[str] = set()
+        #: Leak records waiting for their test's teardown report, by nodeid.
+        self._records: dict[str, list[dict[str, Any]]] = {}
+        #: Tests whose setup or call failed: their leaks are context, not a second error.
+        self._failed: set[str] = set()
 
     def pytest_report_header(self) -> str:
         s = self.settings
@@ -175,11 +178,11 @@ class ResourcesPlugin:
         judgement = judge(leaks, test.allowed)
         if judgement.clean:
             return
-        item.stash[RECORDS_KEY] = report.records(judgement)
-        text = report.message(item.nodeid, judgement, test.allow_reason)
+        self._records[item.nodeid] = records(judgement)
+        text = message(item.nodeid, judgement, test.allow_reason)
         if not text:
             return
-        if test.strict and not item.stash.get(FAILED_KEY, False):
+        if test.strict and item.nodeid not in self._failed:
             pytest.fail(text, pytrace=False)
         elif not test.strict:
             warnings.warn_explicit(
@@ -189,7 +192,7 @@ class ResourcesPlugin:
                 (item.location[1] or 0) + 1,
             )
         else:
-            item.add_report_section("teardown", report.SECTION, text)
+            item.add_report_section("teardown", SECTION, text)
 
     def _warn_disabled(self) -> None:
         assert self.guard is not None
@@ -226,24 +229,21 @@ class ResourcesPlugin:
         if self.guard is not None and fixturedef.scope != "function":
             self.guard.release(_owner(fixturedef))
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        rep = yield
-        if rep.when in ("setup", "call") and rep.failed:
-            item.stash[FAILED_KEY] = True
-        if rep.when == "teardown":
-            found = item.stash.get(RECORDS_KEY, [])
-            setattr(rep, report.REPORT_ATTR, found)
-            rep.user_properties.extend(
-                ("resource_leak", report.record_text(r)) for r in found if not r.get("allowed")
-            )
-        return rep
-
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "teardown":
-            self.summary.add(report)
+        # First, so junitxml and xdist's serialisation see what is attached here.
+        if report.when != "teardown":
+            if report.failed:
+                self._failed.add(report.nodeid)
+            return
+        found = self._records.pop(report.nodeid, None)
+        self._failed.discard(report.nodeid)
+        if found is not None:
+            setattr(report, REPORT_ATTR, found)
+            report.user_properties.extend(
+                ("resource_leak", record_text(r)) for r in found if not r.get("allowed")
+            )
+        self.summary.add(report)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         self.summary.write(terminalreporter, self.settings.strict)

@@ -57,21 +57,16 @@ class Checker:
 
     def begin(self, kinds: Iterable[str]) -> Window:
         self._released.clear()
-        selected = tuple(k for k in kinds if k in self.probes and k not in self.disabled)
-        before: dict[str, Any] = {}
-        for kind in selected:
-            probe = self.probes[kind]
-            if kind in self._last and not probe.fresh_before:
-                before[kind] = self._last[kind]
-            else:
-                before[kind] = self._safe_snapshot(kind)
-        return Window(selected, before)
+        selected = [k for k in kinds if k in self.probes and k not in self.disabled]
+        last = self._last
+        before = {k: last[k] for k in selected if k in last and not self.probes[k].fresh_before}
+        before.update(self._snapshots(k for k in selected if k not in before))
+        return Window(tuple(k for k in selected if k in before), before)
 
     def finish(self, window: Window, grace: float) -> tuple[list[Leak], dict[str, Diff]]:
         """Leaks of ``window`` and the raw diffs they came from (for cleanup)."""
-        kinds = tuple(k for k in window.kinds if k not in self.disabled)
-        after = {kind: self._safe_snapshot(kind) for kind in kinds}
-        diffs = self._settle(window.before, after, kinds, grace)
+        after = self._snapshots(k for k in window.kinds if k not in self.disabled)
+        diffs = self._settle(window.before, after, grace)
         leaks = list(window.events)
         for kind, diff in diffs.items():
             leaks.extend(self._describe(kind, diff))
@@ -95,9 +90,7 @@ class Checker:
     # -- scope ownership -------------------------------------------------------------------
 
     def snapshot_all(self) -> dict[str, Any]:
-        return {
-            kind: self._safe_snapshot(kind) for kind in self.probes if kind not in self.disabled
-        }
+        return self._snapshots(kind for kind in self.probes if kind not in self.disabled)
 
     def own(self, owner: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
         """Attribute what appeared between ``before`` and ``after`` to ``owner``."""
@@ -145,9 +138,9 @@ class Checker:
         }
 
     def _settle(
-        self, before: Mapping[str, Any], after: dict[str, Any], kinds: Iterable[str], grace: float
+        self, before: Mapping[str, Any], after: dict[str, Any], grace: float
     ) -> dict[str, Diff]:
-        diffs = {k: d for k in kinds if (d := self._diff(k, before[k], after[k]))}
+        diffs = {k: d for k, snap in after.items() if (d := self._diff(k, before[k], snap))}
         if not diffs:
             return {}
         gc.collect()
@@ -207,6 +200,19 @@ class Checker:
     def _safe_snapshot(self, kind: str) -> Any:
         return self._guarded(kind, self.probes[kind].snapshot)
 
+    def _snapshots(self, kinds: Iterable[str]) -> dict[str, Any]:
+        # The hot path of every test: _guarded's work, without a call per kind.
+        out: dict[str, Any] = {}
+        for kind in kinds:
+            try:
+                out[kind] = self.probes[kind].snapshot()
+            except Exception as exc:
+                self._disable(kind, exc)
+        return out
+
+    def _disable(self, kind: str, exc: Exception) -> None:
+        self.disabled[kind] = f"{type(exc).__name__}: {exc}"
+
     def _guarded(self, kind: str, func: Any, *args: Any) -> Any:
         """Run probe code; an internal error disables the probe instead of breaking the run."""
         if kind in self.disabled:
@@ -214,7 +220,7 @@ class Checker:
         try:
             return func(*args)
         except Exception as exc:
-            self.disabled[kind] = f"{type(exc).__name__}: {exc}"
+            self._disable(kind, exc)
             return None
 
 
