@@ -529,7 +529,7 @@ class StateMonitor:
     def _allocate_over_threshold_locked(
         self, key: Hashable, size: int, old: int | None, total: int, count: int
     ) -> list[tuple[Hashable, int]] | None:
-        """Store an allocation that reaches the threshold; None when a hard limit refuses it."""
+        # An allocation reaching the threshold: refused (None) at a hard limit, else stored.
         if not self._auto and (
             total > self._max_state or (old is None and count > self._max_entries)
         ):
@@ -544,7 +544,7 @@ class StateMonitor:
         return self._crossed_locked()
 
     def _crossed_locked(self) -> list[tuple[Hashable, int]]:
-        """Usage is at or over the threshold after an allocation: alert, maybe evict."""
+        # Usage is at or over the threshold after an allocation: alert once, maybe evict.
         if not self._approaching:
             self._approaching = True
             self._push(
@@ -564,8 +564,8 @@ class StateMonitor:
         return evicted
 
     def _mark_peak_locked(self) -> None:
-        """Called before every decrease of _current (and after auto eviction): the peak of a
-        sequence is its largest value before a fall, so increases need not check it."""
+        # Called before every decrease of _current (and after auto eviction): the peak of a
+        # sequence is its largest value before a fall, so the insert path need not check it.
         if self._current > self._peak:
             self._peak = self._current
 
@@ -601,7 +601,7 @@ class StateMonitor:
         return evicted
 
     def _settle_locked(self) -> None:
-        """After a decrease: a later crossing of the threshold alerts again."""
+        # After a decrease below the threshold, the next crossing alerts again.
         if self._approaching and not self._limits.should_cleanup(
             self._current, self._count_locked()
         ):
@@ -621,11 +621,9 @@ class StateMonitor:
 
 
 class _FastStateMonitor(StateMonitor):
-    """Totals only; made by ``StateMonitor.fast()``, whose docstring lists what it cannot do.
-
-    Every accepted allocation adds a value and every deallocation removes one, so the hot path
-    keeps ``_count`` only and ``allocations`` is derived as ``_count + _deallocations``.
-    """
+    # Totals only; StateMonitor.fast() documents what it cannot do. Every accepted allocation
+    # adds a value and every deallocation removes one, so the insert path keeps _count only and
+    # allocations are derived as _count + _deallocations.
 
     _count: int
 

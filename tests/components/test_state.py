@@ -257,6 +257,7 @@ def test_without_auto_cleanup_a_growing_replacement_is_refused_and_keeps_its_siz
     assert monitor.get_allocations() == {"k0": 500, "k1": 400, "k2": 50}
     assert monitor.get_alerts() == [LimitExceeded("k1", 500, "max_state_size", 1000, 1050)]
     assert monitor.current_size == 950
+    assert monitor.get_lru_keys(3) == ["k0", "k1", "k2"]  # a refusal does not count as a use
 
 
 def test_without_auto_cleanup_the_entry_limit_refuses_new_keys_only() -> None:
