@@ -1,12 +1,70 @@
 """pytest-resource-guard: find the threads, tasks, descriptors, processes and global state
-your tests leak."""
+your tests leak, and components that leak none of them.
+
+Components are imported on first use, so loading the plugin stays cheap.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .errors import ResourceGuardWarning, ResourceLeakError, ResourceLeakWarning
 from .probes.base import Leak
 
+if TYPE_CHECKING:
+    from .components.state import (
+        ApproachingLimit as ApproachingLimit,
+    )
+    from .components.state import (
+        CleanupFailed as CleanupFailed,
+    )
+    from .components.state import (
+        CleanupTriggered as CleanupTriggered,
+    )
+    from .components.state import (
+        EvictionCallback as EvictionCallback,
+    )
+    from .components.state import (
+        FastModeError as FastModeError,
+    )
+    from .components.state import (
+        InvalidLimitsError as InvalidLimitsError,
+    )
+    from .components.state import (
+        LimitExceeded as LimitExceeded,
+    )
+    from .components.state import (
+        ResourceLimits as ResourceLimits,
+    )
+    from .components.state import (
+        ResourceStats as ResourceStats,
+    )
+    from .components.state import (
+        StateAlert as StateAlert,
+    )
+    from .components.state import (
+        StateMonitor as StateMonitor,
+    )
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "pytest_resources.components.state": (
+        "ApproachingLimit",
+        "CleanupFailed",
+        "CleanupTriggered",
+        "EvictionCallback",
+        "FastModeError",
+        "InvalidLimitsError",
+        "LimitExceeded",
+        "ResourceLimits",
+        "ResourceStats",
+        "StateAlert",
+        "StateMonitor",
+    ),
+}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
 __all__ = [
     "Leak",
@@ -14,4 +72,18 @@ __all__ = [
     "ResourceLeakError",
     "ResourceLeakWarning",
     "__version__",
+    *_MODULE_OF,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_resources' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
