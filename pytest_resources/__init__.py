@@ -15,35 +15,15 @@ from .probes.base import Leak
 if TYPE_CHECKING:
     from .components.state import (
         ApproachingLimit as ApproachingLimit,
-    )
-    from .components.state import (
         CleanupFailed as CleanupFailed,
-    )
-    from .components.state import (
         CleanupTriggered as CleanupTriggered,
-    )
-    from .components.state import (
         EvictionCallback as EvictionCallback,
-    )
-    from .components.state import (
         FastModeError as FastModeError,
-    )
-    from .components.state import (
         InvalidLimitsError as InvalidLimitsError,
-    )
-    from .components.state import (
         LimitExceeded as LimitExceeded,
-    )
-    from .components.state import (
         ResourceLimits as ResourceLimits,
-    )
-    from .components.state import (
         ResourceStats as ResourceStats,
-    )
-    from .components.state import (
         StateAlert as StateAlert,
-    )
-    from .components.state import (
         StateMonitor as StateMonitor,
     )
 
