@@ -10,8 +10,6 @@ import sys
 from collections.abc import Hashable, Iterable
 from typing import Any
 
-import psutil
-
 from .base import Leak, Probe
 
 FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
@@ -107,6 +105,8 @@ def stdlib_helper_fds() -> set[int]:
 
 def describe_socket(fd: int) -> tuple[str, str]:
     """Family, type, addresses and state of a socket fd, and a stable signature."""
+    import psutil  # lazily: most runs never need it
+
     try:
         conns = psutil.Process().net_connections(kind="all")
     except (psutil.Error, OSError):

@@ -7,8 +7,6 @@ import fnmatch
 import os
 from collections.abc import Hashable, Iterable
 
-import psutil
-
 from .base import Leak, Probe
 
 TASK_DIR = "/proc/self/task"
@@ -66,6 +64,8 @@ def child_pids() -> dict[int, int | None]:
 
 
 def child_pids_portable() -> dict[int, int | None]:
+    import psutil  # lazily: most runs never need it
+
     out: dict[int, int | None] = {}
     if not has_children():
         return out
@@ -91,6 +91,8 @@ class ProcessProbe(Probe):
         return any(fnmatch.fnmatchcase(line, pat) for pat in self._ignore)
 
     def describe(self, key: Hashable, old: object, new: object) -> Leak:
+        import psutil  # lazily: most runs never need it
+
         assert isinstance(key, int)
         cmd = _cmdline(key)
         status: str
@@ -109,6 +111,8 @@ class ProcessProbe(Probe):
         )
 
     def cleanup(self, keys: list[Hashable], before: object) -> None:
+        import psutil  # lazily: most runs never need it
+
         for pid in keys:
             assert isinstance(pid, int)
             with contextlib.suppress(psutil.Error):
@@ -122,6 +126,8 @@ class ProcessProbe(Probe):
 
 
 def _cmdline(pid: int) -> list[str]:
+    import psutil  # lazily: most runs never need it
+
     try:
         return psutil.Process(pid).cmdline()
     except psutil.Error:
