@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 
 from .probes.base import Leak, Probe
 from .probes.env import EnvProbe
@@ -36,7 +36,6 @@ class Guard:
         self.checker = Checker(build_probes(settings, self.loops))
         self.capture = EventCapture(self._event)
         self.window: Window | None = None
-        self._capturing: AbstractContextManager[None] | None = None
         #: Self-announced leaks seen while no window was open; the next window gets them.
         self.between: list[Leak] = []
 
@@ -54,8 +53,7 @@ class Guard:
             self.between.append(leak)
 
     def open(self, kinds: tuple[str, ...]) -> None:
-        self._capturing = self.capture.window()
-        self._capturing.__enter__()
+        self.capture.open_window()
         self.window = self.checker.begin(kinds)
         self.window.events.extend(leak for leak in self.between if leak.kind in kinds)
         self.between.clear()
@@ -71,9 +69,7 @@ class Guard:
                 self.checker.cleanup(window, diffs)
         finally:
             self.window = None
-            if self._capturing is not None:
-                self._capturing.__exit__(None, None, None)
-                self._capturing = None
+            self.capture.close_window()
         return leaks
 
     @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import pytest
@@ -24,6 +25,11 @@ class Settings:
     ignore_fds: tuple[str, ...] = ()
     ignore_processes: tuple[str, ...] = ()
     ignore_env: tuple[str, ...] = ()
+
+    @cached_property
+    def per_test(self) -> TestSettings:
+        """What a test without markers runs with."""
+        return TestSettings(self.checks, self.grace, self.strict)
 
 
 @dataclass(frozen=True)
@@ -102,9 +108,11 @@ RESOURCES_ARGS = ("checks", "skip", "grace", "strict")
 
 def for_item(settings: Settings, item: pytest.Item) -> TestSettings:
     """Apply the ``resources`` and ``allow_leaks`` markers; raise ValueError when malformed."""
-    result = TestSettings(settings.checks, settings.grace, settings.strict)
     # A keyword lookup is a few dict probes; get_closest_marker walks every node's marks.
     keywords = item.keywords
+    if "resources" not in keywords and "allow_leaks" not in keywords:
+        return settings.per_test
+    result = settings.per_test
     marker = item.get_closest_marker("resources") if "resources" in keywords else None
     if marker is not None:
         result = _apply_resources(result, marker.args, marker.kwargs)

@@ -7,8 +7,7 @@ import logging
 import re
 import sys
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from .base import Leak
@@ -52,6 +51,8 @@ class EventCapture:
         self._sink = sink
         self._prev_hook: Callable[[Any], object] | None = None
         self._log_handler = _AsyncioLogHandler(sink)
+        self._prev_show: Callable[[warnings.WarningMessage], object] = warnings._showwarnmsg_impl  # type: ignore[attr-defined]
+        self._swapped = False
 
     def start(self) -> None:
         self._prev_hook = sys.unraisablehook
@@ -73,28 +74,26 @@ class EventCapture:
         if self._prev_hook is not None:
             self._prev_hook(args)
 
-    @contextmanager
-    def window(self) -> Iterator[None]:
-        """Capture warnings emitted until exit, without changing what pytest records."""
-        prev_show = warnings._showwarnmsg_impl  # type: ignore[attr-defined]
-        swapped = _swap_filter(DEFAULT_IGNORE, CAPTURE)
+    def open_window(self) -> None:
+        """Capture warnings from now on, without changing what pytest records."""
+        self._prev_show = warnings._showwarnmsg_impl  # type: ignore[attr-defined]
+        self._swapped = _swap_filter(DEFAULT_IGNORE, CAPTURE)
+        warnings._showwarnmsg_impl = self._show  # type: ignore[attr-defined]
 
-        def show(msg: warnings.WarningMessage) -> None:
-            leak = warning_leak(msg.category, str(msg.message))
-            if leak is not None:
-                self._sink(leak)
-                if _hidden_by_default(msg):
-                    return
-            prev_show(msg)
+    def close_window(self) -> None:
+        if warnings._showwarnmsg_impl == self._show:  # type: ignore[attr-defined]
+            warnings._showwarnmsg_impl = self._prev_show  # type: ignore[attr-defined]
+        if self._swapped:
+            _swap_filter(CAPTURE, DEFAULT_IGNORE)
+            self._swapped = False
 
-        warnings._showwarnmsg_impl = show  # type: ignore[attr-defined]
-        try:
-            yield
-        finally:
-            if warnings._showwarnmsg_impl is show:  # type: ignore[attr-defined]
-                warnings._showwarnmsg_impl = prev_show  # type: ignore[attr-defined]
-            if swapped:
-                _swap_filter(CAPTURE, DEFAULT_IGNORE)
+    def _show(self, msg: warnings.WarningMessage) -> None:
+        leak = warning_leak(msg.category, str(msg.message))
+        if leak is not None:
+            self._sink(leak)
+            if _hidden_by_default(msg):
+                return
+        self._prev_show(msg)
 
 
 def _swap_filter(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
