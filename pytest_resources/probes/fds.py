@@ -55,6 +55,9 @@ class FdProbe(Probe):
             os.close(self._dir)
             self._dir = FD_DIR
 
+    def count(self, snap: Any) -> int:
+        return len(snap)
+
     def snapshot(self) -> dict[int, tuple[int, int] | None]:
         out: dict[int, tuple[int, int] | None] = {}
         session = self._session_fds

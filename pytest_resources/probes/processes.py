@@ -82,6 +82,9 @@ class ProcessProbe(Probe):
         self._ignore = DEFAULT_IGNORED_CMDLINES + tuple(ignore_cmdlines)
         self._read = child_pids if _has_children_files() else child_pids_portable
 
+    def count(self, snap: dict[int, int | None]) -> int:
+        return len(snap)
+
     def snapshot(self) -> dict[int, int | None]:
         return self._read()
 

@@ -46,6 +46,9 @@ class TaskProbe(Probe):
     def __init__(self, registry: LoopRegistry) -> None:
         self.registry = registry
 
+    def count(self, snap: Any) -> int:
+        return len(snap)
+
     def snapshot(self) -> dict[asyncio.Task[Any], None]:
         out: dict[asyncio.Task[Any], None] = {}
         for loop in self.registry.live():

@@ -38,6 +38,9 @@ class ThreadProbe(Probe):
     def snapshot(self) -> tuple[frozenset[threading.Thread], int]:
         return frozenset(threading.enumerate()), _thread._count()
 
+    def count(self, snap: Any) -> int:
+        return len(snap[0])
+
     def items(self, snap: Any) -> Items:
         threads, count = snap
         out: dict[Hashable, object] = dict.fromkeys(threads)
