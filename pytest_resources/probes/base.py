@@ -27,14 +27,19 @@ class Leak:
     details: str = ""
     signature: str = ""
     owner: str = ""
+    #: Where it was created (``--resource-trace``): (file, line, function), innermost last.
+    created: tuple[tuple[str, int, str], ...] = ()
 
     def text(self) -> str:
         head = f"{self.kind}: {self.identity}"
         if self.owner:
             head += f" (owned by {self.owner})"
-        if not self.details:
+        details = self.details
+        if self.created:
+            details = "\n".join(filter(None, (details, created_text(self.created))))
+        if not details:
             return head
-        body = "\n".join("    " + line for line in self.details.splitlines())
+        body = "\n".join("    " + line for line in details.splitlines())
         return f"{head}\n{body}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -44,6 +49,7 @@ class Leak:
             "details": self.details,
             "signature": self.signature or self.identity,
             "owner": self.owner,
+            **({"created": [list(frame) for frame in self.created]} if self.created else {}),
         }
 
     @classmethod
@@ -54,7 +60,16 @@ class Leak:
             details=str(data.get("details", "")),
             signature=str(data.get("signature", "")),
             owner=str(data.get("owner", "")),
+            created=tuple((str(f), int(n), str(fn)) for f, n, fn in data.get("created", ())),
         )
+
+
+def created_text(frames: tuple[tuple[str, int, str], ...]) -> str:
+    """The creation site (``created at file:line in function``), then its callers outwards."""
+    (file, line, func), *callers = reversed(frames)
+    lines = [f"created at {file}:{line} in {func}"]
+    lines += [f"    called from {f}:{n} in {fn}" for f, n, fn in callers]
+    return "\n".join(lines)
 
 
 Items = Mapping[Hashable, object]
@@ -78,6 +93,10 @@ class Probe(ABC):
     def items(self, snap: Any) -> Items:
         result: Items = snap
         return result
+
+    def count(self, snap: Any) -> int | None:
+        """How many things the snapshot holds, for reports; None when a count means nothing."""
+        return None
 
     def changed(self, before: Any, after: Any) -> dict[Hashable, tuple[object, object]]:
         """Identities that are new (or hold a new value) in ``after``."""
