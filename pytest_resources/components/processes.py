@@ -160,7 +160,7 @@ class ProcessSupervisor:
         return self._exit
 
     def __repr__(self) -> str:
-        command = shlex.join(self._args)
+        command = " ".join(shlex.join(self._args).split())  # one line, even for scripts
         if len(command) > 60:
             command = command[:57] + "..."
         if self._popen is None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import os
@@ -13,6 +14,7 @@ import warnings
 
 import psutil
 import pytest
+from conftest import Run
 
 from pytest_resources.components.processes import (
     ProcessExit,
@@ -283,12 +285,12 @@ def test_the_exit_record_is_frozen() -> None:
         result.escalated = True  # type: ignore[misc]
 
 
-def test_repr_names_the_pid_and_command() -> None:
-    sup = python(PAUSE)
+def test_repr_names_the_pid_and_command_on_one_line() -> None:
+    sup = python(IGNORE_TERM)
     assert repr(sup).startswith(f"<ProcessSupervisor pid={sup.pid} running: ")
-    assert f"{sys.executable} -c 'import signal;" in repr(sup)
-    assert repr(sup).endswith("...>"), "long commands are shortened"
-    sup.stop()
+    assert repr(sup).endswith("...>"), "a long command is cut"
+    assert "\n" not in repr(sup), "a script is shown on one line"
+    sup.stop(timeout=0)
 
 
 # --- context managers
@@ -394,3 +396,58 @@ def test_a_collected_finished_supervisor_is_silent() -> None:
         warnings.simplefilter("error")
         del sup
         gc.collect()
+
+
+# --- the process_supervisor fixture (in a pytester run of its own)
+
+FIXTURE_TESTS = f"""
+import signal, subprocess, sys
+PAUSE = {PAUSE!r}
+IGNORE_TERM = {IGNORE_TERM!r}
+
+def started(process_supervisor, script, **options):
+    sup = process_supervisor([sys.executable, "-c", script], stdout=subprocess.PIPE, **options)
+    assert sup.process.stdout.readline() == b"ready\\n"
+    return sup
+
+def test_left_running(process_supervisor):
+    sup = started(process_supervisor, PAUSE)
+    assert sup.running
+    print("pid", sup.pid)
+
+def test_already_exited(process_supervisor):
+    process_supervisor([sys.executable, "-c", "pass"]).process.wait()
+
+def test_stopped_by_the_test(process_supervisor):
+    assert started(process_supervisor, IGNORE_TERM).stop(timeout=0).escalated
+
+def test_ignores_sigterm(process_supervisor):
+    started(process_supervisor, IGNORE_TERM, stop_timeout=0.1)
+
+def test_survives_the_kill_signal(process_supervisor):
+    sup = started(
+        process_supervisor, IGNORE_TERM, stop_timeout=0, kill_timeout=0.1,
+        kill_signal=signal.SIGUSR2,
+    )
+    print("survivor", sup.pid)
+"""
+
+
+def test_fixture_stops_what_the_test_left_and_fails_when_it_had_to_kill(run: Run) -> None:
+    result = run(FIXTURE_TESTS, "--resource-strict", "-s")
+    survivor = int(result.stdout.str().split("survivor ")[1].split()[0])
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(survivor, signal.SIGKILL)  # the inner run's plugin should have done it
+    result.assert_outcomes(passed=5, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_ignores_sigterm*",
+            "*process_supervisor had to kill at teardown:",
+            "<ProcessSupervisor pid=* ended: *> outlived SIGTERM for 0.1 s and was sent SIGKILL",
+            "*ERROR at teardown of test_survives_the_kill_signal*",
+            "*process_supervisor had to kill at teardown:",
+            "<ProcessSupervisor pid=* running: *>: process group * still has live members "
+            "0.1 s after SIGUSR2",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*test_left_running leaked*")
