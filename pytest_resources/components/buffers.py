@@ -302,8 +302,11 @@ class BoundedQueue(Generic[T]):
                 waiter = _TaskWaiter(loop)
                 waiters.append(waiter)
             try:
-                async with asyncio.timeout(remaining):
+                if remaining is None:  # skip the timeout scope: it costs more than the wait
                     await waiter.future
+                else:
+                    async with asyncio.timeout(remaining):
+                        await waiter.future
             except TimeoutError:
                 pass  # the next attempt raises TimeoutError unless a wake-up raced the timeout
             except BaseException:
