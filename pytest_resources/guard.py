@@ -10,6 +10,7 @@ from .probes.base import Leak, Probe
 from .probes.env import EnvProbe
 from .probes.events import EventCapture
 from .probes.fds import FdProbe
+from .probes.memory import MemoryFigures, MemoryMeter
 from .probes.processes import ProcessProbe
 from .probes.tasks import LoopRegistry, TaskProbe, pending_before_close
 from .probes.threads import ThreadProbe
@@ -36,6 +37,10 @@ class Guard:
         self.checker = Checker(build_probes(settings, self.loops))
         self.capture = EventCapture(self._event)
         self.window: Window | None = None
+        self.meter = MemoryMeter()
+        self._measuring = False
+        #: The memory figures of the window closed last (None when it measured none).
+        self.memory: MemoryFigures | None = None
         #: Self-announced leaks seen while no window was open; the next window gets them.
         self.between: list[Leak] = []
 
@@ -52,16 +57,21 @@ class Guard:
         elif self.window is None and leak.kind in self.settings.checks:
             self.between.append(leak)
 
-    def open(self, kinds: tuple[str, ...]) -> None:
+    def open(self, kinds: tuple[str, ...], memory: bool = False) -> None:
         self.capture.open_window()
         self.window = self.checker.begin(kinds)
         self.window.events.extend(leak for leak in self.between if leak.kind in kinds)
         self.between.clear()
+        self._measuring = memory
+        if memory:
+            self.meter.begin()
 
     def close(self, grace: float, strict: bool) -> list[Leak]:
         window = self.window
         if window is None:
             return []
+        # Read before our own verdict work (gc, snapshots) can move RSS.
+        self.memory = self.meter.end() if self._measuring else None
         try:
             # The window stays open while finishing: the gc pass can set off ResourceWarnings.
             leaks, diffs = self.checker.finish(window, grace)

@@ -17,8 +17,11 @@ from .brokers import options as broker_options
 from .errors import ResourceGuardWarning, ResourceLeakWarning
 from .guard import Guard
 from .probes.base import KINDS
-from .report import REPORT_ATTR, SECTION, Summary, message, record_text, records
-from .verdict import judge
+from .repeat import GROWTH_KEY, RepeatPlugin, memory_record, wants_repeat
+from .report import MEMORY_ATTR, REPORT_ATTR, SECTION, Summary, message, record_text, records
+from .reporting import options as report_options
+from .reporting.session import Reporting
+from .verdict import judge, memory_leaks
 
 RUN_SLOW = "--run-slow"
 
@@ -44,7 +47,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="LIST",
         default=None,
         help="kinds to check, comma separated: " + ",".join(KINDS) + " or all "
-        "(default: all; ini: resource_checks)",
+        "(default: all but memory; ini: resource_checks)",
     )
     group.addoption(
         "--resource-grace",
@@ -59,8 +62,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="keep the plugin loaded but check nothing (-p no:resources unloads it)",
     )
+    group.addoption(
+        "--resource-repeat",
+        metavar="N",
+        default=None,
+        help="run each test body N more times under tracemalloc and report growth that "
+        "repeats in every run (ini: resource_repeat)",
+    )
     parser.addini("resource_strict", "leaks fail the test (true/false)", default="false")
-    parser.addini("resource_checks", "kinds to check (default: all)", default="")
+    parser.addini("resource_checks", "kinds to check (default: all but memory)", default="")
+    parser.addini("resource_repeat", "extra runs of each test body for memory growth", default="")
+    parser.addini(
+        "resource_memory_limit", "peak RSS growth a test may cause, e.g. 64MB", default=""
+    )
+    parser.addini(
+        "resource_repeat_threshold",
+        "growth per repeated run that counts as a leak (default 1KiB)",
+        default="",
+    )
     parser.addini("resource_grace", "seconds to wait before a diff is a leak", default="")
     parser.addini("resource_run_slow", "run tests marked slow", type="bool", default=False)
     for kind, what in (
@@ -73,6 +92,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             f"resource_ignore_{kind}", f"never report these {what} (fnmatch)", type="linelist"
         )
     broker_options.add_options(parser)
+    report_options.add_options(parser)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -122,11 +142,21 @@ class ResourcesPlugin:
         self.settings = settings.from_config(config)
         self.guard = Guard(self.settings) if self.settings.enabled else None
         self.summary = Summary()
+        self.reporting = Reporting.create(config, self.settings)
         self._warned: set[str] = set()
         #: Leak records waiting for their test's teardown report, by nodeid.
         self._records: dict[str, list[dict[str, Any]]] = {}
+        #: Memory figures waiting for their test's teardown report, by nodeid.
+        self._memory: dict[str, dict[str, Any]] = {}
         #: Tests whose setup or call failed: their leaks are context, not a second error.
         self._failed: set[str] = set()
+
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        # Repeating needs a call-phase wrapper; only runs that ask for it pay for one.
+        if self.guard is not None and wants_repeat(self.settings, items):
+            config.pluginmanager.register(RepeatPlugin(), "resources-repeat")
 
     def pytest_report_header(self) -> str:
         s = self.settings
@@ -139,10 +169,12 @@ class ResourcesPlugin:
         if self.guard is not None:
             self.guard.start()
 
-    def pytest_sessionfinish(self) -> None:
+    def pytest_sessionfinish(self, exitstatus: int) -> None:
         if self.guard is not None:
             self.guard.stop()
             self.summary.outside.extend(self.guard.between)
+        if self.reporting is not None:
+            self.reporting.finish(exitstatus, self.summary.outside, self.summary.problems)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None]:
@@ -158,8 +190,10 @@ class ResourcesPlugin:
             # Fail after pytest's own setup ran, so its teardown finds what it expects.
             yield
             pytest.fail(error, pytrace=False)
-        item.stash[_SETTINGS_KEY] = test
-        self.guard.open(test.checks)
+        item.stash[settings.SETTINGS_KEY] = test
+        self.guard.open(test.checks, test.measures_memory)
+        if self.reporting is not None:
+            self.reporting.open()
         return (yield)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -167,15 +201,24 @@ class ResourcesPlugin:
         try:
             return (yield)
         finally:
-            test = item.stash.get(_SETTINGS_KEY, None)
+            test = settings.settings_of(item)
             if self.guard is not None and test is not None:
                 self._verdict(item, test)
 
     def _verdict(self, item: pytest.Item, test: settings.TestSettings) -> None:
         assert self.guard is not None
+        window = self.guard.window
         leaks = self.guard.close(test.grace, test.strict)
         self._warn_disabled()
+        figures, growth = self.guard.memory, item.stash.get(GROWTH_KEY, None)
+        if figures is not None or growth is not None:
+            self._memory[item.nodeid] = memory_record(figures, growth)
+            leaks += memory_leaks(
+                figures, test.memory_limit, growth, self.settings.repeat_threshold
+            )
         judgement = judge(leaks, test.allowed)
+        if self.reporting is not None:
+            judgement = self.reporting.close(item.nodeid, judgement, self.guard.checker, window)
         if judgement.clean:
             return
         self._records[item.nodeid] = records(judgement)
@@ -232,12 +275,17 @@ class ResourcesPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # First, so junitxml and xdist's serialisation see what is attached here.
+        if self.reporting is not None:
+            self.reporting.add(report)
         if report.when != "teardown":
             if report.failed:
                 self._failed.add(report.nodeid)
             return
         found = self._records.pop(report.nodeid, None)
         self._failed.discard(report.nodeid)
+        memory = self._memory.pop(report.nodeid, None)
+        if memory is not None:
+            setattr(report, MEMORY_ATTR, memory)
         if found is not None:
             setattr(report, REPORT_ATTR, found)
             report.user_properties.extend(
@@ -247,9 +295,8 @@ class ResourcesPlugin:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         self.summary.write(terminalreporter, self.settings.strict)
-
-
-_SETTINGS_KEY = pytest.StashKey[settings.TestSettings]()
+        if self.reporting is not None:
+            self.reporting.summary(terminalreporter)
 
 
 def _owner(fixturedef: pytest.FixtureDef[Any]) -> str:

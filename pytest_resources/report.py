@@ -12,6 +12,7 @@ from .probes.base import Leak
 from .verdict import Judgement
 
 REPORT_ATTR = "resource_leaks"
+MEMORY_ATTR = "resource_memory"
 SECTION = "resource leaks"
 
 
@@ -33,7 +34,19 @@ def message(nodeid: str, judgement: Judgement, reason: str = "") -> str:
             f"{nodeid} is marked allow_leaks{why} but no longer leaks {kinds}: "
             "remove the marker (or the kinds that no longer leak)"
         )
+    if judgement.fixed:
+        parts.append(f"{nodeid} {fixed_text(judgement.fixed)}")
     return "\n".join(parts)
+
+
+def fixed_text(fixed: Iterable[tuple[str, str, int]]) -> str:
+    listed = ", ".join(
+        f"{kind} {sig!r}" + (f" (x{count})" if count > 1 else "") for kind, sig, count in fixed
+    )
+    return (
+        f"no longer leaks {listed} listed in the baseline: "
+        "update it with --resource-baseline-update"
+    )
 
 
 def _count(leaks: list[Leak]) -> str:
@@ -48,14 +61,30 @@ def records(judgement: Judgement) -> list[dict[str, Any]]:
         {"kind": kind, "identity": "allow_leaks marker is stale", "stale": True, "allowed": False}
         for kind in judgement.stale
     ]
+    out += [dict(leak.to_dict(), allowed=True, baselined=True) for leak in judgement.known]
+    out += [
+        {
+            "kind": kind,
+            "identity": "baseline entry no longer leaks",
+            "signature": sig,
+            "count": count,
+            "fixed": True,
+            "allowed": False,
+        }
+        for kind, sig, count in judgement.fixed
+    ]
     return out
 
 
 def record_text(record: Mapping[str, Any]) -> str:
     if record.get("stale"):
         return f"allow_leaks({record['kind']!r}) is stale: the test no longer leaks it"
+    if record.get("fixed"):
+        return fixed_text([(record["kind"], record["signature"], record.get("count", 1))])
     leak = Leak.from_dict(record)
     text = leak.text()
+    if record.get("baselined"):
+        return f"{text} (in baseline)"
     return f"{text} (allowed)" if record.get("allowed") else text
 
 
@@ -92,5 +121,5 @@ class Summary:
         mode = "strict: these tests error" if strict else "warn mode: outcomes unchanged"
         line = f"{leaking} test(s) leaked resources ({mode})"
         if allowed:
-            line += f"; {allowed} test(s) leaked only what allow_leaks expects"
+            line += f"; {allowed} test(s) leaked only what allow_leaks or the baseline expects"
         terminal.write_line(line, bold=True)

@@ -6,30 +6,44 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .probes.base import KINDS
+from .probes.base import DEFAULT_KINDS, KINDS
+from .probes.memory import parse_size
 
 DEFAULT_GRACE = 0.5
+DEFAULT_REPEAT_THRESHOLD = 1024
 
 
 @dataclass(frozen=True)
 class Settings:
     enabled: bool = True
     strict: bool = False
-    checks: tuple[str, ...] = KINDS
+    checks: tuple[str, ...] = DEFAULT_KINDS
     grace: float = DEFAULT_GRACE
+    #: Peak RSS growth a test may cause, in bytes (None: no limit).
+    memory_limit: int | None = None
+    #: Extra runs of each test body for memory growth, and the growth per run that counts.
+    repeat: int = 0
+    repeat_threshold: int = DEFAULT_REPEAT_THRESHOLD
     ignore_threads: tuple[str, ...] = ()
     ignore_fds: tuple[str, ...] = ()
     ignore_processes: tuple[str, ...] = ()
     ignore_env: tuple[str, ...] = ()
+    #: Files to write at the end of the run (None: not asked for).
+    report: Path | None = None
+    html: Path | None = None
+    trace: bool = False
+    baseline: Path | None = None
+    baseline_update: bool = False
 
     @cached_property
     def per_test(self) -> TestSettings:
         """What a test without markers runs with."""
-        return TestSettings(self.checks, self.grace, self.strict)
+        return TestSettings(self.checks, self.grace, self.strict, self.memory_limit, self.repeat)
 
 
 @dataclass(frozen=True)
@@ -39,10 +53,24 @@ class TestSettings:
     checks: tuple[str, ...]
     grace: float
     strict: bool
+    memory_limit: int | None = None
+    repeat: int = 0
     #: Kinds a test is expected to leak (``allow_leaks``): ``None`` without the marker,
     #: empty when the marker names no kind (any leak).
     allowed: frozenset[str] | None = None
     allow_reason: str = ""
+
+    @property
+    def measures_memory(self) -> bool:
+        return "memory" in self.checks or self.memory_limit is not None
+
+
+#: Where each test's settings live while it runs.
+SETTINGS_KEY = pytest.StashKey[TestSettings]()
+
+
+def settings_of(item: pytest.Item) -> TestSettings | None:
+    return item.stash.get(SETTINGS_KEY, None)
 
 
 def parse_kinds(value: str | Iterable[str], name: str) -> tuple[str, ...]:
@@ -90,20 +118,83 @@ def from_config(config: pytest.Config) -> Settings:
             or _bool_ini(config, "resource_strict"),
             checks=parse_kinds(checks_cli, "--resource-checks")
             if checks_cli is not None
-            else parse_kinds(config.getini("resource_checks") or "all", "resource_checks"),
+            else parse_kinds(config.getini("resource_checks") or DEFAULT_KINDS, "resource_checks"),
             grace=parse_grace(grace_cli, "--resource-grace")
             if grace_cli is not None
             else parse_grace(config.getini("resource_grace") or DEFAULT_GRACE, "resource_grace"),
+            memory_limit=_size_ini(config, "resource_memory_limit"),
+            repeat=parse_repeat(
+                config.getoption("resource_repeat") or config.getini("resource_repeat") or 0,
+                "--resource-repeat" if config.getoption("resource_repeat") else "resource_repeat",
+            ),
+            repeat_threshold=_size_ini(config, "resource_repeat_threshold")
+            or DEFAULT_REPEAT_THRESHOLD,
             ignore_threads=tuple(config.getini("resource_ignore_threads")),
             ignore_fds=tuple(config.getini("resource_ignore_fds")),
             ignore_processes=tuple(config.getini("resource_ignore_processes")),
             ignore_env=tuple(config.getini("resource_ignore_env")),
+            report=_path_option(config, "resource_report"),
+            html=_path_option(config, "resource_html"),
+            trace=bool(config.getoption("resource_trace")) or _bool_ini(config, "resource_trace"),
+            baseline=_baseline_path(config),
+            baseline_update=bool(config.getoption("resource_baseline_update")),
         )
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
 
 
-RESOURCES_ARGS = ("checks", "skip", "grace", "strict")
+def parse_repeat(value: object, name: str) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit():
+        raise ValueError(f"{name}: expected a whole number of runs >= 0, got {value!r}")
+    return int(text)
+
+
+def _size_ini(config: pytest.Config, name: str) -> int | None:
+    value = config.getini(name)
+    return parse_size(value, name) if value else None
+
+
+def parse_output_path(value: str, name: str, base: Path) -> Path:
+    """A file the run writes: relative to ``base``, not a directory, in a directory that exists."""
+    if not value.strip():
+        raise ValueError(f"{name}: expected a file path, got {value!r}")
+    path = base / Path(value).expanduser()
+    if path.is_dir():
+        raise ValueError(f"{name}: {str(path)!r} is a directory, expected a file")
+    if not path.parent.is_dir():
+        raise ValueError(f"{name}: directory {str(path.parent)!r} does not exist")
+    return path
+
+
+def _path_option(config: pytest.Config, dest: str) -> Path | None:
+    # CLI paths are relative to where pytest was started, ini paths to the ini file.
+    cli = config.getoption(dest)
+    if cli is not None:
+        return parse_output_path(cli, "--" + dest.replace("_", "-"), config.invocation_params.dir)
+    value = config.getini(dest)
+    if not value:
+        return None
+    base = config.inipath.parent if config.inipath else config.rootpath
+    return parse_output_path(str(value), dest, base)
+
+
+def _baseline_path(config: pytest.Config) -> Path | None:
+    path = _path_option(config, "resource_baseline")
+    update = config.getoption("resource_baseline_update")
+    if path is None and update:
+        raise ValueError(
+            "--resource-baseline-update: needs --resource-baseline=PATH (or ini resource_baseline)"
+        )
+    if path is not None and not update and not path.is_file():
+        raise ValueError(
+            f"--resource-baseline: {str(path)!r} does not exist "
+            "(write it with --resource-baseline-update)"
+        )
+    return path
+
+
+RESOURCES_ARGS = ("checks", "skip", "grace", "strict", "memory_limit", "repeat")
 
 
 def for_item(settings: Settings, item: pytest.Item) -> TestSettings:
@@ -157,4 +248,12 @@ def _apply_resources(
                 f"resources(strict=...): expected True or False, got {kwargs['strict']!r}"
             )
         strict = kwargs["strict"]
-    return replace(result, checks=checks, grace=grace, strict=strict)
+    limit = result.memory_limit
+    if "memory_limit" in kwargs:
+        limit = parse_size(kwargs["memory_limit"], "resources(memory_limit=...)")
+    repeat = result.repeat
+    if "repeat" in kwargs:
+        repeat = parse_repeat(kwargs["repeat"], "resources(repeat=...)")
+    return replace(
+        result, checks=checks, grace=grace, strict=strict, memory_limit=limit, repeat=repeat
+    )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .probes.base import Leak, Probe
+from .probes.memory import Growth, MemoryFigures, format_size
 
 FIRST_DELAY = 0.001
 MAX_DELAY = 0.1
@@ -82,6 +83,11 @@ class Checker:
     def close(self) -> None:
         for probe in self.probes.values():
             probe.close()
+
+    @property
+    def last(self) -> Mapping[str, Any]:
+        """The final snapshots of the last finished window, by kind."""
+        return self._last
 
     def forget(self) -> None:
         """Drop the reusable snapshot (the next window starts from a fresh one)."""
@@ -237,10 +243,14 @@ class Judgement:
     tolerated: list[Leak]
     #: Kinds ``allow_leaks`` expects that did not leak: the marker is out of date.
     stale: list[str]
+    #: Leaks the baseline file lists, and its entries that did not leak: (kind, signature,
+    #: count). Empty without a baseline.
+    known: tuple[Leak, ...] = ()
+    fixed: tuple[tuple[str, str, int], ...] = ()
 
     @property
     def clean(self) -> bool:
-        return not (self.failing or self.tolerated or self.stale)
+        return not (self.failing or self.tolerated or self.stale or self.known or self.fixed)
 
 
 def judge(leaks: list[Leak], allowed: frozenset[str] | None) -> Judgement:
@@ -255,3 +265,35 @@ def judge(leaks: list[Leak], allowed: frozenset[str] | None) -> Judgement:
     else:
         stale = [] if tolerated else ["any"]
     return Judgement(failing, tolerated, stale)
+
+
+def memory_leaks(
+    figures: MemoryFigures | None, limit: int | None, growth: Growth | None, threshold: int
+) -> list[Leak]:
+    """Memory fails a test only for a peak above its limit or growth in every repeated run;
+    raw RSS movement is never a verdict."""
+    leaks = []
+    if figures is not None and limit is not None and figures.peak_growth > limit:
+        leaks.append(
+            Leak(
+                "memory",
+                f"peak RSS grew by {format_size(figures.peak_growth)}, "
+                f"above the limit of {format_size(limit)}",
+                f"RSS {format_size(figures.rss_before)} at start, peak "
+                f"{format_size(figures.peak)}, {format_size(figures.rss_after)} at end",
+                signature="memory:limit",
+            )
+        )
+    if growth is not None and growth.leaks(threshold):
+        runs = ", ".join(format_size(delta) for delta in growth.deltas)
+        sites = "\n".join(site.text() for site in growth.sites)
+        leaks.append(
+            Leak(
+                "memory",
+                f"grew {format_size(growth.per_run)} per run in each of "
+                f"{len(growth.deltas)} repeated runs ({runs})",
+                f"top allocation sites that grew:\n{sites}" if sites else "",
+                signature="memory:growth",
+            )
+        )
+    return leaks

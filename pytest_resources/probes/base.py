@@ -8,7 +8,9 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-KINDS = ("threads", "tasks", "fds", "processes", "env")
+KINDS = ("threads", "tasks", "fds", "processes", "env", "memory")
+#: Checked unless asked otherwise: memory figures are opt-in.
+DEFAULT_KINDS = KINDS[:-1]
 # Test infrastructure whose threads and signal handlers come and go around every test.
 INFRA_MODULES = ("pytest_timeout", "execnet", "xdist", "pytest_resources")
 

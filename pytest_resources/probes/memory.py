@@ -1,0 +1,232 @@
+"""Memory: cheap RSS and peak figures per test, and tracemalloc growth across repeated runs.
+
+RSS figures are report-only: a first import alone moves RSS by megabytes. What can fail a test
+is a peak above an explicit limit, or growth confirmed by every one of several repeated runs.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_UNITS = {
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "KIB": 1024,
+    "MIB": 1024**2,
+    "GIB": 1024**3,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*$")
+TOP_SITES = 5
+
+
+def parse_size(value: object, name: str) -> int:
+    """``"64MB"``, ``"1.5 GiB"`` or an int of bytes; anything else is a one-line error."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = _SIZE.match(value) if isinstance(value, str) else None
+    unit = match.group(2).upper() if match else ""
+    if match is None or unit not in _UNITS:
+        raise ValueError(
+            f"{name}: expected a size like 64MB or 512KiB (units: KB, MB, GB, KiB, MiB, GiB), "
+            f"got {value!r}"
+        )
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def format_size(size: float) -> str:
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if abs(size) >= factor:
+            return f"{size / factor:.1f} {unit}"
+    return f"{size:.0f} B"
+
+
+@dataclass(frozen=True)
+class MemoryFigures:
+    """One test's RSS at the start and end of its window and its peak RSS, in bytes."""
+
+    rss_before: int
+    rss_after: int
+    peak: int
+
+    @property
+    def peak_growth(self) -> int:
+        """How far the test raised the process's RSS above where it started."""
+        return max(0, self.peak - self.rss_before)
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "rss_before": self.rss_before,
+            "rss_after": self.rss_after,
+            "peak": self.peak,
+            "peak_growth": self.peak_growth,
+        }
+
+
+class MemoryMeter:
+    """Reads RSS and the peak RSS; on Linux the peak is reset at the start of every test
+    (``/proc/self/clear_refs``), elsewhere the peak is the larger of the two readings."""
+
+    def __init__(self) -> None:
+        self._rss_before = 0
+        self._resettable = _reset_peak()
+
+    def begin(self) -> None:
+        if self._resettable:
+            self._resettable = _reset_peak()
+        self._rss_before = current_rss()
+
+    def end(self) -> MemoryFigures:
+        after = current_rss()
+        peak = peak_rss() if self._resettable else 0
+        return MemoryFigures(self._rss_before, after, max(peak, after, self._rss_before))
+
+
+def _proc(path: str, data: bytes = b"") -> bytes:
+    # os-level calls: these run twice per test, and open() costs several times more.
+    fd = os.open(path, os.O_WRONLY if data else os.O_RDONLY)
+    try:
+        if data:
+            os.write(fd, data)
+            return b""
+        return os.read(fd, 8192)
+    finally:
+        os.close(fd)
+
+
+def current_rss() -> int:
+    try:
+        return int(_proc("/proc/self/statm").split()[1]) * PAGE
+    except OSError:
+        import psutil  # lazily: only off Linux
+
+        return int(psutil.Process().memory_info().rss)
+
+
+def peak_rss() -> int:
+    try:
+        status = _proc("/proc/self/status")
+    except OSError:
+        return 0
+    start = status.find(b"VmHWM:")
+    return int(status[start + 6 : status.index(b"kB", start)]) * 1024 if start >= 0 else 0
+
+
+def _reset_peak() -> bool:
+    """Reset the kernel's RSS high-water mark to the current RSS (Linux >= 4.0)."""
+    try:
+        _proc("/proc/self/clear_refs", b"5")
+    except OSError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Site:
+    """An allocation site that grew: file, line, bytes and blocks of growth."""
+
+    file: str
+    line: int
+    size: int
+    count: int
+
+    def text(self) -> str:
+        return f"{self.file}:{self.line}: +{format_size(self.size)} in {self.count} block(s)"
+
+
+@dataclass(frozen=True)
+class Growth:
+    """Traced memory growth per repeated run."""
+
+    deltas: list[int]
+    sites: list[Site] = field(default_factory=list)
+
+    def leaks(self, threshold: int) -> bool:
+        """CPython's -R rule: growth in every run, each at least ``threshold`` bytes."""
+        return bool(self.deltas) and all(delta >= threshold for delta in self.deltas)
+
+    @property
+    def per_run(self) -> int:
+        return sum(self.deltas) // len(self.deltas) if self.deltas else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "deltas": list(self.deltas),
+            "per_run": self.per_run,
+            "sites": [vars(site) for site in self.sites],
+        }
+
+
+def measure_growth(run: Callable[[], object], runs: int) -> Growth:
+    """Call ``run`` ``runs`` times under tracemalloc; the traced bytes retained after each."""
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    try:
+        gc.collect()
+        first = tracemalloc.take_snapshot()
+        previous = tracemalloc.get_traced_memory()[0]
+        deltas = []
+        for _ in range(runs):
+            run()
+            gc.collect()
+            current = tracemalloc.get_traced_memory()[0]
+            deltas.append(current - previous)
+            previous = current
+        last = tracemalloc.take_snapshot()
+    finally:
+        if started:
+            tracemalloc.stop()
+    return Growth(deltas, top_sites(first, last))
+
+
+def top_sites(first: tracemalloc.Snapshot, last: tracemalloc.Snapshot) -> list[Site]:
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)]
+    stats = last.filter_traces(ignore).compare_to(first.filter_traces(ignore), "lineno")
+    grown = [s for s in stats if s.size_diff > 0]
+    grown.sort(key=lambda s: s.size_diff, reverse=True)
+    return [
+        Site(s.traceback[0].filename, s.traceback[0].lineno, s.size_diff, s.count_diff)
+        for s in grown[:TOP_SITES]
+    ]
+
+
+@dataclass
+class BlockMemory:
+    """What a measured block did to traced memory; filled in when the block exits."""
+
+    retained: int = 0
+    peak: int = 0
+    sites: list[Site] = field(default_factory=list)
+
+
+@contextmanager
+def track_block() -> Iterator[BlockMemory]:
+    """Measure a block with tracemalloc: bytes it retained, its peak, where it allocated."""
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    result = BlockMemory()
+    try:
+        gc.collect()
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        first = tracemalloc.take_snapshot()
+        yield result
+        gc.collect()
+        current, peak = tracemalloc.get_traced_memory()
+        result.retained = current - base
+        result.peak = max(0, peak - base)
+        result.sites = top_sites(first, tracemalloc.take_snapshot())
+    finally:
+        if started:
+            tracemalloc.stop()
