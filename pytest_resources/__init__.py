@@ -13,6 +13,22 @@ from .errors import ResourceGuardWarning, ResourceLeakError, ResourceLeakWarning
 from .probes.base import Leak
 
 if TYPE_CHECKING:
+    from .components.buffers import (
+        BoundedQueue as BoundedQueue,
+        Clock as Clock,
+        Overflow as Overflow,
+        QueueClosedError as QueueClosedError,
+        Replay as Replay,
+        ReplayBuffer as ReplayBuffer,
+        ReplayBufferClosedError as ReplayBufferClosedError,
+        ReplayEntry as ReplayEntry,
+    )
+    from .components.processes import (
+        ProcessExit as ProcessExit,
+        ProcessStopError as ProcessStopError,
+        ProcessSupervisor as ProcessSupervisor,
+        ProcessSupervisorError as ProcessSupervisorError,
+    )
     from .components.state import (
         ApproachingLimit as ApproachingLimit,
         CleanupFailed as CleanupFailed,
@@ -30,6 +46,22 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "pytest_resources.components.buffers": (
+        "BoundedQueue",
+        "Clock",
+        "Overflow",
+        "QueueClosedError",
+        "Replay",
+        "ReplayBuffer",
+        "ReplayBufferClosedError",
+        "ReplayEntry",
+    ),
+    "pytest_resources.components.processes": (
+        "ProcessExit",
+        "ProcessStopError",
+        "ProcessSupervisor",
+        "ProcessSupervisorError",
+    ),
     "pytest_resources.components.state": (
         "ApproachingLimit",
         "CleanupFailed",
