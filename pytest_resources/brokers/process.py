@@ -1,0 +1,105 @@
+"""Brokers run as detached local processes, so they can outlive the worker that started them.
+
+The server runs in a new session and process group led by a short-lived shell that we reap at
+once: it is nobody's child in the test process (no process leak is blamed on a test) and one
+``killpg`` stops it with every helper it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from .base import Launch
+
+# Runs the server in the background with its output in a log file, prints its pid, exits.
+DETACH = 'log=$1; shift; "$@" >"$log" 2>&1 </dev/null & echo $!'
+LOG_TAIL = 600
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """A detached broker: its pid, its process group and when it started."""
+
+    pid: int
+    pgid: int
+    started: float
+    log: str
+
+
+def spawn(launch: Launch, data_dir: Path) -> Spawned:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / "broker.log"
+    shell = subprocess.Popen(
+        ["/bin/sh", "-c", DETACH, "sh", str(log), *launch.argv],
+        env={**os.environ, **launch.env},
+        cwd=data_dir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    out, _ = shell.communicate(timeout=30)
+    pid = int(out)
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        started = time.time()
+    return Spawned(pid=pid, pgid=shell.pid, started=started, log=str(log))
+
+
+def log_tail(spawned: Spawned) -> str:
+    try:
+        text = Path(spawned.log).read_text(errors="replace")
+    except OSError:
+        return ""
+    return text[-LOG_TAIL:].strip()
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def exit_reason(spawned: Spawned) -> str | None:
+    """None while the broker runs; otherwise why it is gone, with the end of its log."""
+    if _running(spawned.pid):
+        return None
+    return f"the server exited; its log ends with: {log_tail(spawned) or '(empty)'}"
+
+
+def _members(spawned: Spawned) -> list[psutil.Process]:
+    out = []
+    for proc in psutil.process_iter(["create_time", "status"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if (
+                os.getpgid(proc.pid) == spawned.pgid
+                # Only what started with or after ours: a recycled group id is not ours.
+                and proc.info["create_time"] >= spawned.started - 1
+                and proc.info["status"] != psutil.STATUS_ZOMBIE
+            ):
+                out.append(proc)
+    return out
+
+
+def stop(spawned: Spawned, timeout: float = 15.0) -> None:
+    """SIGTERM the whole group, SIGKILL what is left after ``timeout``; wait until gone."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        members = _members(spawned)
+        if not members:
+            return
+        for proc in members:
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(sig)
+        deadline = time.monotonic() + wait
+        # Not our children, so no wait(): poll until each is gone or a zombie.
+        while any(_running(p.pid) for p in members) and time.monotonic() < deadline:
+            time.sleep(0.05)
