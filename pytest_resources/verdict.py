@@ -12,6 +12,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from . import trace
 from .probes.base import Leak, Probe
 from .probes.memory import Growth, MemoryFigures, format_size
 
@@ -122,6 +123,7 @@ class Checker:
                 remaining = self._wait_gone(kind, items, grace)
                 for key, value in remaining.items():
                     leak = self._guarded(kind, self.probes[kind].describe, key, None, value)
+                    leak = trace.annotate(kind, key, leak)
                     if leak is not None:
                         leaks.append(_with_owner(leak, owner))
         return leaks
@@ -199,7 +201,8 @@ class Checker:
     def _describe(self, kind: str, diff: Diff) -> list[Leak]:
         probe = self.probes[kind]
         leaks = [
-            self._guarded(kind, probe.describe, key, old, new) for key, (old, new) in diff.items()
+            trace.annotate(kind, key, self._guarded(kind, probe.describe, key, old, new))
+            for key, (old, new) in diff.items()
         ]
         return [leak for leak in leaks if leak is not None]
 

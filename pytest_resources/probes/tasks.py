@@ -15,6 +15,7 @@ from collections.abc import Hashable, Iterable
 from types import CoroutineType, GeneratorType
 from typing import Any
 
+from .. import trace
 from .base import Leak, Probe
 
 
@@ -103,7 +104,7 @@ def pending_before_close(
     for task in pending:
         if not task.done():
             registry.reported.add(task)
-            leaks.append(describe_task(task, owner))
+            leaks.append(trace.annotate("tasks", task, describe_task(task, owner)))
     return leaks
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from ..probes.base import Leak
 from ..settings import Settings
+from ..trace import Tracer
 from ..verdict import Checker, Judgement, Window
 from . import baseline, json_report
 from .counts import Recorder
@@ -31,6 +32,9 @@ class Reporting:
         if settings.baseline is not None:
             known = baseline.load(settings.baseline) if settings.baseline.exists() else {}
             self.baseline = baseline.Baseline(known, settings.baseline_update)
+        self.tracer = Tracer() if settings.trace else None
+        if self.tracer is not None:
+            self.tracer.start()
         #: Tests whose setup or call did not pass: they may not have reached their leak.
         self._incomplete: set[str] = set()
         self.written: list[str] = []
@@ -78,6 +82,8 @@ class Reporting:
     # -- on the controller -----------------------------------------------------------------
 
     def finish(self, exit_status: int, outside: Iterable[Leak], problems: Iterable[str]) -> None:
+        if self.tracer is not None:
+            self.tracer.stop()
         if not self.is_controller or self.builder is None:
             return
         s = self.settings

@@ -1,0 +1,223 @@
+"""Creation sites for ``--resource-trace``: where threads, tasks, sockets, files and child
+processes were created, so a leak report can say "created at file:line in function".
+
+Nothing is installed until ``Tracer.start()``. Then: ``threading.Thread.start`` is wrapped,
+coroutines record their origin (``sys.set_coroutine_origin_tracking_depth``), and one audit
+hook watches ``open``, ``socket.__new__`` and ``subprocess.Popen``. ``stop()`` undoes all of
+it except the audit hook, which Python cannot remove: it stays, inert, returning at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import sysconfig
+import threading
+import weakref
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import replace
+from types import FrameType
+from typing import Any, overload
+
+from .probes.base import Leak
+
+Frames = tuple[tuple[str, int, str], ...]
+
+MAX_FRAMES = 8
+#: Remembered file paths and command lines, each; the oldest are forgotten first.
+MAX_SITES = 4096
+ORIGIN_DEPTH = 32
+WATCHED = frozenset({"open", "socket.__new__", "subprocess.Popen"})
+
+_active: Tracer | None = None
+_hooked = False
+_KEEP, _SKIP, _STOP = 0, 1, 2
+# Frames below these are the test runner's, not the code under test.
+_RUNNER_DIRS = ("/_pytest/", "/pluggy/", "/pytest_asyncio/", "/xdist/", "/execnet/")
+
+
+def _stdlib_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    return tuple({paths["stdlib"], paths["platstdlib"]})
+
+
+class Tracer:
+    """Remembers creation sites while started; one per session."""
+
+    def __init__(self) -> None:
+        self.threads: weakref.WeakKeyDictionary[threading.Thread, Frames] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.sockets: dict[int, tuple[weakref.ref[Any], Frames]] = {}
+        self.paths: dict[str, Frames] = {}
+        self.commands: dict[str, Frames] = {}
+        self._kinds: dict[str, int] = {__file__: _SKIP}
+        self._stdlib = _stdlib_dirs()
+        self._thread_start: Callable[[threading.Thread], None] = threading.Thread.start
+        self._depth = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        global _active, _hooked
+        if not _hooked:
+            sys.addaudithook(_audit)
+            _hooked = True
+        self._thread_start = threading.Thread.start
+        threading.Thread.start = _traced_start  # type: ignore[method-assign]
+        self._depth = sys.get_coroutine_origin_tracking_depth()
+        sys.set_coroutine_origin_tracking_depth(ORIGIN_DEPTH)
+        _active = self
+
+    def stop(self) -> None:
+        global _active
+        _active = None
+        if threading.Thread.start is _traced_start:
+            threading.Thread.start = self._thread_start  # type: ignore[method-assign,assignment]
+        sys.set_coroutine_origin_tracking_depth(self._depth)
+
+    # -- recording -------------------------------------------------------------------------
+
+    def frames(self, frame: FrameType | None) -> Frames:
+        """Up to MAX_FRAMES frames of the code that asked, innermost first, without the
+        standard library's frames and stopping at the test runner's."""
+        out: list[tuple[str, int, str]] = []
+        while frame is not None and len(out) < MAX_FRAMES:
+            code = frame.f_code
+            kind = self._kind(code.co_filename)
+            if kind == _STOP:
+                break
+            if kind == _KEEP:
+                out.append((code.co_filename, frame.f_lineno, code.co_name))
+            frame = frame.f_back
+        return tuple(reversed(out))
+
+    def _kind(self, filename: str) -> int:
+        kind = self._kinds.get(filename)
+        if kind is None:
+            if any(part in filename for part in _RUNNER_DIRS):
+                kind = _STOP
+            elif filename.startswith("<") or (
+                filename.startswith(self._stdlib)
+                and "site-packages" not in filename
+                and "dist-packages" not in filename
+            ):
+                kind = _SKIP
+            else:
+                kind = _KEEP
+            self._kinds[filename] = kind
+        return kind
+
+    def _origin(self, origin: Iterable[tuple[str, int, str]]) -> Frames:
+        out: list[tuple[str, int, str]] = []
+        for site in origin:  # innermost first
+            kind = self._kind(site[0])
+            if kind == _STOP or len(out) == MAX_FRAMES:
+                break
+            if kind == _KEEP:
+                out.append(site)
+        return tuple(reversed(out))
+
+    def on_event(self, event: str, args: tuple[Any, ...]) -> None:
+        frames = self.frames(sys._getframe(2))
+        if not frames:
+            return
+        if event == "socket.__new__":
+            sock = args[0]
+            key = id(sock)
+            self.sockets[key] = (weakref.ref(sock, lambda _: self.sockets.pop(key, None)), frames)
+        elif event == "open":
+            path = args[0]
+            if isinstance(path, int) or path is None:
+                return
+            _remember(self.paths, os.path.abspath(os.fsdecode(path)), frames)
+        else:
+            _remember(self.commands, _command(args[1]), frames)
+
+    # -- lookup ----------------------------------------------------------------------------
+
+    def site(self, kind: str, key: Hashable) -> Frames:
+        if kind == "threads" and isinstance(key, threading.Thread):
+            return self.threads.get(key, ())
+        if kind == "tasks" and isinstance(key, asyncio.Task):
+            return self._origin(getattr(key.get_coro(), "cr_origin", None) or ())
+        if kind == "fds" and isinstance(key, int):
+            return self._fd_site(key)
+        if kind == "processes" and isinstance(key, int):
+            return self.commands.get(_cmdline(key), ())
+        return ()
+
+    def _fd_site(self, fd: int) -> Frames:
+        for ref, frames in list(self.sockets.values()):
+            sock = ref()
+            if sock is not None and _fileno(sock) == fd:
+                return frames
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            return ()
+        found = self.paths.get(target)
+        if found is None:  # opened through a symlink
+            found = next(
+                (f for p, f in reversed(self.paths.items()) if os.path.realpath(p) == target), ()
+            )
+        return found
+
+
+def _remember(sites: dict[str, Frames], key: str, frames: Frames) -> None:
+    sites.pop(key, None)  # the latest site moves to the end
+    sites[key] = frames
+    if len(sites) > MAX_SITES:
+        del sites[next(iter(sites))]
+
+
+def _command(args: Any) -> str:
+    if isinstance(args, (str, bytes, os.PathLike)):
+        args = [args]
+    return " ".join(os.fsdecode(a) for a in args)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return " ".join(os.fsdecode(p) for p in f.read().split(b"\0") if p)
+    except OSError:
+        return ""
+
+
+def _fileno(sock: Any) -> int:
+    try:
+        return int(sock.fileno())
+    except Exception:  # a closed or broken socket object
+        return -1
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    tracer = _active
+    if tracer is not None and event in WATCHED:
+        tracer.on_event(event, args)
+
+
+def _traced_start(self: threading.Thread) -> None:
+    tracer = _active
+    if tracer is None:  # a reference taken while tracing was on
+        return _ORIGINAL_START(self)
+    tracer.threads[self] = tracer.frames(sys._getframe(1))
+    return tracer._thread_start(self)
+
+
+_ORIGINAL_START = threading.Thread.start
+
+
+@overload
+def annotate(kind: str, key: Hashable, leak: Leak) -> Leak: ...
+@overload
+def annotate(kind: str, key: Hashable, leak: None) -> None: ...
+def annotate(kind: str, key: Hashable, leak: Leak | None) -> Leak | None:
+    """``leak`` with its creation site, when tracing is on and the site is known."""
+    tracer = _active
+    if tracer is None or leak is None or leak.created:
+        return leak
+    frames = tracer.site(kind, key)
+    return replace(leak, created=frames) if frames else leak
