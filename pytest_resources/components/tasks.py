@@ -119,10 +119,11 @@ class BackgroundTaskManager:
         if shutdown_timeout < 0:
             raise ValueError(f"shutdown_timeout must be 0 or more, got {shutdown_timeout}")
         self.name = name
+        #: Seconds ``aclose()`` and ``async with`` give ``shutdown()``.
+        self.shutdown_timeout = shutdown_timeout
         self._limit = limit
         self._pending_limit = pending_limit
         self._on_error = on_error
-        self._shutdown_timeout = shutdown_timeout
         self._tasks: set[asyncio.Task[Any]] = set()
         self._failures: deque[TaskFailure] = deque(maxlen=max_failures)
         # Slots handed out under ``limit``; a waiting task holds an unresolved gate.
@@ -152,6 +153,11 @@ class BackgroundTaskManager:
     def closed(self) -> bool:
         """True once ``shutdown()`` has begun: new tasks are refused."""
         return self._closed
+
+    @property
+    def tasks(self) -> frozenset[asyncio.Task[Any]]:
+        """The unfinished tasks, as of now."""
+        return frozenset(self._tasks)
 
     @property
     def pending_count(self) -> int:
@@ -294,13 +300,13 @@ class BackgroundTaskManager:
 
     async def aclose(self) -> None:
         """``shutdown()`` with the manager's ``shutdown_timeout``, for ``contextlib.aclosing``."""
-        await self.shutdown(self._shutdown_timeout)
+        await self.shutdown(self.shutdown_timeout)
 
     async def __aenter__(self) -> BackgroundTaskManager:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.shutdown(self._shutdown_timeout)
+        await self.shutdown(self.shutdown_timeout)
 
     async def _end_all(self, timeout: float) -> ShutdownStats:
         loop = asyncio.get_running_loop()

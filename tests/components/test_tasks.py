@@ -644,8 +644,9 @@ async def test_a_closed_manager_is_collected_silently() -> None:
 @pytest.mark.asyncio
 async def test_repr_and_counts() -> None:
     manager = BackgroundTaskManager(name="r")
-    manager.create_task(forever())
+    task = manager.create_task(forever())
     assert repr(manager) == "<BackgroundTaskManager 'r' open tasks=1>"
+    assert manager.tasks == frozenset({task})
     assert (len(manager), manager.active_count, manager.pending_count) == (1, 1, 0)
     await manager.shutdown()
     assert repr(manager) == "<BackgroundTaskManager 'r' closed tasks=0>"
