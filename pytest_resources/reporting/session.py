@@ -12,7 +12,7 @@ from ..probes.base import Leak
 from ..settings import Settings
 from ..trace import Tracer
 from ..verdict import Checker, Judgement, Window
-from . import baseline, json_report
+from . import baseline, html_report, json_report
 from .counts import Recorder
 
 
@@ -100,6 +100,9 @@ class Reporting:
         if s.report is not None:
             json_report.write(s.report, document)
             self.written.append(f"JSON report written to {s.report}")
+        if s.html is not None:
+            html_report.write(s.html, document)
+            self.written.append(f"HTML report written to {s.html}")
 
     def summary(self, terminal: Any) -> None:
         for line in self.written:
