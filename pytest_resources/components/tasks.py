@@ -10,6 +10,7 @@ import warnings
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, Protocol, TypedDict, TypeVar
 
 from ..probes.tasks import _await_chain
@@ -205,11 +206,13 @@ class BackgroundTaskManager:
         loop = asyncio.get_running_loop()
         if self._limit is None:
             task = loop.create_task(coro, name=name)
+            task.add_done_callback(self._on_done)
         else:
-            task = loop.create_task(self._limited(coro, self._gate(coro, loop)), name=name)
+            gate = self._gate(coro, loop)
+            task = loop.create_task(_after(gate, coro), name=name)
+            task.add_done_callback(partial(self._on_limited_done, coro, gate))
         self._created += 1
         self._tasks.add(task)
-        task.add_done_callback(self._on_done)
         return task
 
     def _gate(
@@ -230,21 +233,21 @@ class BackgroundTaskManager:
         self._waiting += 1
         return gate
 
-    async def _limited(self, coro: Coroutine[Any, Any, T], gate: asyncio.Future[None] | None) -> T:
-        if gate is not None:
-            try:
-                await gate
-            except BaseException:
-                coro.close()
-                if gate.cancelled():
-                    self._waiting -= 1
-                else:  # granted a slot, then cancelled before it could run
-                    self._release()
-                raise
-        try:
-            return await coro
-        finally:
+    def _on_limited_done(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        gate: asyncio.Future[None] | None,
+        task: asyncio.Task[Any],
+    ) -> None:
+        # Settled here, not inside the task: a task cancelled before its first step never
+        # runs a line of its coroutine, yet its slot or place in line must be given back.
+        coro.close()  # a no-op unless the task ended before starting it
+        if gate is None or (gate.done() and not gate.cancelled()):
             self._release()
+        else:
+            gate.cancel()
+            self._waiting -= 1
+        self._on_done(task)
 
     def _release(self) -> None:
         """Hand the slot to the oldest waiting task, or give it back."""
@@ -337,3 +340,10 @@ class BackgroundTaskManager:
                 StuckTask(name=t.get_name(), stack=_await_chain(t.get_coro())) for t in stuck
             ],
         )
+
+
+async def _after(gate: asyncio.Future[None] | None, coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` once ``gate`` (if any) lets it."""
+    if gate is not None:
+        await gate
+    return await coro

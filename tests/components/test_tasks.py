@@ -322,6 +322,43 @@ async def test_a_task_cancelled_after_being_granted_a_slot_passes_it_on(
     assert started == ["first", "third", "fourth"]
 
 
+@pytest.mark.asyncio
+async def test_tasks_cancelled_before_their_first_step_give_back_slot_and_place(
+    task_factory: None,
+) -> None:
+    async def work() -> str:
+        await asyncio.sleep(0)
+        return "ran"
+
+    async with BackgroundTaskManager(limit=1, pending_limit=1) as manager:
+        coros = [work(), work()]
+        holding, waiting = (manager.create_task(c) for c in coros)
+        holding.cancel()
+        waiting.cancel()
+        await manager.wait_for_all()
+        assert holding.cancelled()
+        assert waiting.cancelled()
+        assert all(inspect.getcoroutinestate(c) == inspect.CORO_CLOSED for c in coros)
+        assert (manager.pending_count, manager.active_count) == (0, 0)
+        again = [manager.create_task(work()), manager.create_task(work())]
+        await manager.wait_for_all()
+        assert [t.result() for t in again] == ["ran", "ran"]
+
+
+@pytest.mark.asyncio
+async def test_shutdown_right_after_create_task_closes_every_coroutine(
+    task_factory: None,
+) -> None:
+    manager = BackgroundTaskManager(limit=2)
+    coros = [forever() for _ in range(5)]
+    tasks = [manager.create_task(c) for c in coros]
+    stats = await manager.shutdown(timeout=5)
+    assert (stats["status"], stats["completed_tasks"]) == ("cancelled", 5)
+    assert all(t.cancelled() for t in tasks)
+    assert all(inspect.getcoroutinestate(c) == inspect.CORO_CLOSED for c in coros)
+    assert (manager.pending_count, manager.active_count, len(manager)) == (0, 0, 0)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
