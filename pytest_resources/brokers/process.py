@@ -22,6 +22,8 @@ from .base import Launch
 # Runs the server in the background with its output in a log file, prints its pid, exits.
 DETACH = 'log=$1; shift; "$@" >"$log" 2>&1 </dev/null & echo $!'
 LOG_TAIL = 600
+#: Seconds between the shell starting and the broker (and its epmd) starting.
+STARTED_SLACK = 2.0
 
 
 @dataclass(frozen=True)
@@ -76,16 +78,31 @@ def exit_reason(spawned: Spawned) -> str | None:
     return f"the server exited; its log ends with: {log_tail(spawned) or '(empty)'}"
 
 
+def _is_broker(spawned: Spawned) -> bool:
+    try:
+        proc = psutil.Process(spawned.pid)
+        return (
+            abs(proc.create_time() - spawned.started) < STARTED_SLACK
+            and proc.status() != psutil.STATUS_ZOMBIE
+        )
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _members(spawned: Spawned) -> list[psutil.Process]:
+    # While the broker runs, its group id cannot be handed out again, so every member is
+    # ours. Once it is gone, a process in a group of that id is ours only if it started with
+    # the broker (its epmd): later ones belong to a group whose id was recycled.
+    broker_runs = _is_broker(spawned)
     out = []
     for proc in psutil.process_iter(["create_time", "status"]):
         with contextlib.suppress(psutil.Error, ProcessLookupError):
-            if (
-                os.getpgid(proc.pid) == spawned.pgid
-                # Only what started with or after ours: a recycled group id is not ours.
-                and proc.info["create_time"] >= spawned.started - 1
-                and proc.info["status"] != psutil.STATUS_ZOMBIE
-            ):
+            if os.getpgid(proc.pid) != spawned.pgid or proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            created = proc.info["create_time"]
+            if (broker_runs and created >= spawned.started - STARTED_SLACK) or abs(
+                created - spawned.started
+            ) < STARTED_SLACK:
                 out.append(proc)
     return out
 
