@@ -9,11 +9,13 @@ from __future__ import annotations
 import gc
 import os
 import re
-import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import tracemalloc
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _UNITS = {
@@ -168,6 +170,8 @@ class Growth:
 
 def measure_growth(run: Callable[[], object], runs: int) -> Growth:
     """Call ``run`` ``runs`` times under tracemalloc; the traced bytes retained after each."""
+    import tracemalloc  # on use: it pulls in pickle, a cost every run would pay
+
     started = not tracemalloc.is_tracing()
     if started:
         tracemalloc.start()
@@ -190,6 +194,8 @@ def measure_growth(run: Callable[[], object], runs: int) -> Growth:
 
 
 def top_sites(first: tracemalloc.Snapshot, last: tracemalloc.Snapshot) -> list[Site]:
+    import tracemalloc
+
     ignore = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)]
     stats = last.filter_traces(ignore).compare_to(first.filter_traces(ignore), "lineno")
     grown = [s for s in stats if s.size_diff > 0]
@@ -212,6 +218,8 @@ class BlockMemory:
 @contextmanager
 def track_block() -> Iterator[BlockMemory]:
     """Measure a block with tracemalloc: bytes it retained, its peak, where it allocated."""
+    import tracemalloc
+
     started = not tracemalloc.is_tracing()
     if started:
         tracemalloc.start()
