@@ -140,12 +140,18 @@ async def test_many_concurrent_shutdown_callers_get_one_shutdown(task_factory: N
         manager.create_task(slow_exit())
     await asyncio.sleep(0)
 
+    go = asyncio.Event()
+
     async def managed_caller() -> None:
+        await go.wait()
         await manager.shutdown(timeout=50)
 
     for _ in range(100):  # callers that are themselves among the tasks being shut down
         manager.create_task(managed_caller())
     await asyncio.sleep(0)
+    go.set()
+    await asyncio.sleep(0)
+    assert manager.closed
     callers = [asyncio.create_task(manager.shutdown(timeout=50)) for _ in range(1000)]
     await asyncio.sleep(0)
     assert not any(c.done() for c in callers)
