@@ -13,6 +13,11 @@ from .errors import ResourceGuardWarning, ResourceLeakError, ResourceLeakWarning
 from .probes.base import Leak
 
 if TYPE_CHECKING:
+    from .brokers.base import (
+        Broker as Broker,
+        BrokerError as BrokerError,
+        NoBroker as NoBroker,
+    )
     from .components.buffers import (
         BoundedQueue as BoundedQueue,
         Clock as Clock,
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "pytest_resources.brokers.base": ("Broker", "BrokerError", "NoBroker"),
     "pytest_resources.components.buffers": (
         "BoundedQueue",
         "Clock",
