@@ -79,6 +79,8 @@ class ShutdownStats(TypedDict):
 
     ``status`` is ``"clean"`` when no task was left to cancel, ``"cancelled"`` when every
     cancelled task exited in time and ``"timed_out"`` when ``remaining_tasks`` did not.
+    ``initial_tasks`` counts the tasks it had to end (unfinished when it began, plus any that
+    an eager task factory registered while it ran): ``completed_tasks + remaining_tasks``.
     """
 
     status: Literal["clean", "cancelled", "timed_out"]
@@ -315,7 +317,6 @@ class BackgroundTaskManager:
         loop = asyncio.get_running_loop()
         start = loop.time()
         deadline = start + timeout
-        initial = sum(not t.done() for t in self._tasks)
         cancelled: set[asyncio.Task[Any]] = set()
         # Loop because a task can still appear, e.g. one an eager task factory ran to its
         # first await inside create_task() while this shutdown began.
@@ -332,7 +333,7 @@ class BackgroundTaskManager:
             logger.error("%r: %d task(s) ignored cancellation for %ss", self, len(stuck), timeout)
         return ShutdownStats(
             status="timed_out" if stuck else "cancelled" if cancelled else "clean",
-            initial_tasks=initial,
+            initial_tasks=len(cancelled),
             completed_tasks=len(cancelled) - len(stuck),
             remaining_tasks=len(stuck),
             duration_seconds=loop.time() - start,

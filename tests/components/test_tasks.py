@@ -440,7 +440,7 @@ async def test_shutdown_timeout_is_one_deadline_and_names_the_stuck_tasks(
 
 
 @pytest.mark.asyncio
-async def test_shutdown_waits_for_tasks_that_clean_up_on_cancel() -> None:
+async def test_shutdown_waits_for_tasks_that_clean_up_on_cancel(task_factory: None) -> None:
     cleaned = asyncio.Event()
     in_cleanup = asyncio.Event()
     allow = asyncio.Event()
@@ -549,7 +549,7 @@ async def test_cancelled_shutdown_caller_gets_cancelled_and_shutdown_carries_on(
 
 
 @pytest.mark.asyncio
-async def test_shutdown_called_from_a_managed_task_does_not_deadlock() -> None:
+async def test_shutdown_called_from_a_managed_task_does_not_deadlock(task_factory: None) -> None:
     manager = BackgroundTaskManager()
     others = [manager.create_task(forever()) for _ in range(3)]
 
@@ -566,7 +566,7 @@ async def test_shutdown_called_from_a_managed_task_does_not_deadlock() -> None:
 
 
 @pytest.mark.asyncio
-async def test_work_spawned_during_shutdown_is_refused() -> None:
+async def test_work_spawned_during_shutdown_is_refused(task_factory: None) -> None:
     refused: list[BaseException] = []
     manager = BackgroundTaskManager()
 
@@ -589,7 +589,7 @@ async def test_work_spawned_during_shutdown_is_refused() -> None:
 
 
 @pytest.mark.asyncio
-async def test_shutdown_does_not_uncancel_the_tasks_it_cancels() -> None:
+async def test_shutdown_does_not_uncancel_the_tasks_it_cancels(task_factory: None) -> None:
     seen: list[int] = []
 
     async def note_cancelling() -> None:
@@ -613,7 +613,7 @@ async def test_shutdown_does_not_uncancel_the_tasks_it_cancels() -> None:
 
 
 @pytest.mark.asyncio
-async def test_context_exit_shuts_down() -> None:
+async def test_context_exit_shuts_down(task_factory: None) -> None:
     async with BackgroundTaskManager() as manager:
         task = manager.create_task(forever())
         await asyncio.sleep(0)
@@ -622,7 +622,7 @@ async def test_context_exit_shuts_down() -> None:
 
 
 @pytest.mark.asyncio
-async def test_body_exception_propagates_after_shutdown() -> None:
+async def test_body_exception_propagates_after_shutdown(task_factory: None) -> None:
     with pytest.raises(ValueError, match="body"):  # noqa: PT012 - the body is the subject
         async with BackgroundTaskManager() as manager:
             task = manager.create_task(forever())
@@ -715,4 +715,5 @@ async def test_100k_finished_tasks_leave_no_growth(manager: BackgroundTaskManage
         tracemalloc.stop()
     assert manager.stats().completed == 110_000
     assert len(manager) == 0
-    assert growth < 64 * 1024, f"{growth} bytes kept after 100k tasks"
+    # Under 10 bytes a task: a task kept by mistake costs hundreds.
+    assert growth < 1_000_000, f"{growth} bytes kept after 100k tasks"
