@@ -7,9 +7,12 @@ session that owns it so the session end, or the next session, can remove what wa
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import warnings
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from .base import Launch, Progress, Unavailable
 from .owner import Owner
@@ -24,6 +27,9 @@ INSTALL_HINT = "pip install 'pytest-resource-guard[containers]'"
 @contextlib.contextmanager
 def docker_client(timeout: float = PING_TIMEOUT) -> Iterator[Any]:
     """A docker SDK client that answered a ping within ``timeout``; closed afterwards."""
+    # Our own ping first: the SDK leaves its socket unclosed when the daemon is absent (a
+    # ResourceWarning in some later test), and without a daemon we need not import it at all.
+    ping_daemon(timeout)
     try:
         # requests and urllib3 add warnings filters on import; keep the user's filters as
         # they were (a changed filter counts as an env leak of whichever test imported them).
@@ -43,6 +49,32 @@ def docker_client(timeout: float = PING_TIMEOUT) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+def ping_daemon(timeout: float) -> None:
+    """``GET /_ping`` on the daemon named by ``DOCKER_HOST`` (default: the local socket)."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    parts = urlsplit(host)
+    try:
+        if parts.scheme == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            address: Any = parts.path
+        elif parts.scheme in ("tcp", "http") and parts.hostname:
+            sock = socket.socket(socket.AF_INET6 if ":" in parts.hostname else socket.AF_INET)
+            address = (parts.hostname, parts.port or 2375)
+        else:
+            return  # https and ssh need the SDK's own handshake: let it ping
+        with sock:
+            sock.settimeout(timeout)
+            sock.connect(address)
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            reply = sock.recv(64)
+    except OSError as exc:
+        raise Unavailable(
+            f"no Docker daemon answered within {timeout:g}s at {host} ({exc})"
+        ) from None
+    if not reply.startswith(b"HTTP/1.") or b" 200 " not in reply.split(b"\r\n", 1)[0] + b" ":
+        raise Unavailable(f"Docker at {host} did not answer its ping: {reply[:40]!r}")
 
 
 def sweep(client: Any) -> list[str]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import psutil
-
 
 @dataclass(frozen=True)
 class Owner:
@@ -16,6 +14,8 @@ class Owner:
 
     @classmethod
     def current(cls) -> Owner:
+        import psutil  # on use: importing it costs every pytest start-up ~7 ms
+
         return cls(os.getpid(), psutil.Process().create_time())
 
     @classmethod
@@ -30,6 +30,8 @@ class Owner:
         return f"{self.pid}:{self.started}"
 
     def alive(self) -> bool:
+        import psutil  # on use: importing it costs every pytest start-up ~7 ms
+
         try:
             proc = psutil.Process(self.pid)
             return (

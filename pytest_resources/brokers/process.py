@@ -14,10 +14,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
+from typing import TYPE_CHECKING
 
 from .base import Launch
+
+if TYPE_CHECKING:
+    import psutil
 
 # Runs the server in the background with its output in a log file, prints its pid, exits.
 DETACH = 'log=$1; shift; "$@" >"$log" 2>&1 </dev/null & echo $!'
@@ -37,6 +39,8 @@ class Spawned:
 
 
 def spawn(launch: Launch, data_dir: Path) -> Spawned:
+    import psutil  # on use: importing it costs every pytest start-up ~7 ms
+
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "broker.log"
     shell = subprocess.Popen(
@@ -65,6 +69,8 @@ def log_tail(spawned: Spawned) -> str:
 
 
 def _running(pid: int) -> bool:
+    import psutil  # on use: importing it costs every pytest start-up ~7 ms
+
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
@@ -79,6 +85,8 @@ def exit_reason(spawned: Spawned) -> str | None:
 
 
 def _is_broker(spawned: Spawned) -> bool:
+    import psutil  # on use: importing it costs every pytest start-up ~7 ms
+
     try:
         proc = psutil.Process(spawned.pid)
         return (
@@ -90,6 +98,8 @@ def _is_broker(spawned: Spawned) -> bool:
 
 
 def _members(spawned: Spawned) -> list[psutil.Process]:
+    import psutil  # on use: importing it costs every pytest start-up ~7 ms
+
     # While the broker runs, its group id cannot be handed out again, so every member is
     # ours. Once it is gone, a process in a group of that id is ours only if it started with
     # the broker (its epmd): later ones belong to a group whose id was recycled.
@@ -109,6 +119,8 @@ def _members(spawned: Spawned) -> list[psutil.Process]:
 
 def stop(spawned: Spawned, timeout: float = 15.0) -> None:
     """SIGTERM the whole group, SIGKILL what is left after ``timeout``; wait until gone."""
+    import psutil  # on use: importing it costs every pytest start-up ~7 ms
+
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
         members = _members(spawned)
         if not members:

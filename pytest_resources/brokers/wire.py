@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -15,6 +14,8 @@ LOOPBACK = "127.0.0.1"
 
 @contextmanager
 def connect(host: str, port: int, timeout: float, tls: bool = False) -> Iterator[socket.socket]:
+    import ssl  # on use: only TLS URLs need it
+
     sock = socket.create_connection((host, port), timeout=timeout)
     with closing(sock):
         if not tls:
