@@ -10,14 +10,11 @@ times, alternating runs: bare pytest, the default checks, and the default checks
 from __future__ import annotations
 
 import argparse
-import statistics
-import tempfile
-from pathlib import Path
 
-from overhead import generate, timed
+from overhead import BARE, measure
 
 VARIANTS = {
-    "bare pytest (-p no:resources)": ["-p", "no:resources"],
+    BARE: ["-p", "no:resources"],
     "default checks (baseline)": [],
     "default checks + --resource-trace": ["--resource-trace"],
 }
@@ -28,16 +25,7 @@ def main() -> None:
     parser.add_argument("--tests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=7)
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        generate(root, options.tests)
-        times: dict[str, list[float]] = {name: [] for name in VARIANTS}
-        for args in VARIANTS.values():  # warm the file system and bytecode caches
-            timed(root, args)
-        for _ in range(options.rounds):
-            for name, args in VARIANTS.items():
-                times[name].append(timed(root, args))
-    medians = {name: statistics.median(values) for name, values in times.items()}
+    medians = measure(VARIANTS, options.tests, options.rounds)
     base = medians["default checks (baseline)"]
     for name, value in medians.items():
         print(f"{name:36} median {value:6.3f} s CPU ({value / base:.3f}x the default checks)")

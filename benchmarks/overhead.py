@@ -1,10 +1,12 @@
-"""Overhead of the plugin's default checks against bare pytest, on a generated suite.
+"""Overhead of the plugin against bare pytest, on a generated suite.
 
-Generates 2000 tests (3/4 plain, 1/4 ``pytest.mark.asyncio``) in a temporary directory, then
-measures the CPU time of ``pytest -p no:resources`` (the baseline) and of ``pytest`` with the
-plugin's default checks, alternating runs, and prints the median of each and their ratio.
+Generates a suite (3/4 plain tests, 1/4 ``pytest.mark.asyncio``) in a temporary directory and
+measures the CPU time (user + system) of whole pytest runs, alternating the variants round
+after round, then prints each variant's median and its ratio to the baseline.
 
-    python benchmarks/overhead.py [--tests 2000] [--rounds 7] [-- extra pytest args]
+    python benchmarks/overhead.py                 # default checks vs bare pytest (2000 tests)
+    python benchmarks/overhead.py --mode memory   # default checks + the memory kind
+    python benchmarks/overhead.py --mode repeat   # --resource-repeat=3 vs pytest-memray (200 tests)
 """
 
 from __future__ import annotations
@@ -18,10 +20,40 @@ import sys
 import tempfile
 from pathlib import Path
 
-TARGET = 1.03
+BARE = "bare pytest (-p no:resources)"
 # Bytecode caching on, as on a developer's machine or CI: otherwise every run pays for
-# compiling (and assertion-rewriting) the plugin's modules again, which is start-up cost.
+# compiling the plugin's modules again, which is start-up cost, not per-test cost.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+# mode -> (tests, variants, the variant judged, its target ratio to bare pytest)
+MODES: dict[str, tuple[int, dict[str, list[str]], str, float]] = {
+    "default": (
+        2000,
+        {BARE: ["-p", "no:resources"], "default checks": []},
+        "default checks",
+        1.03,
+    ),
+    "memory": (
+        2000,
+        {
+            BARE: ["-p", "no:resources"],
+            "default checks": [],
+            "default checks + memory": ["--resource-checks=all"],
+        },
+        "default checks + memory",
+        1.05,
+    ),
+    "repeat": (
+        200,
+        {
+            BARE: ["-p", "no:resources"],
+            "--resource-repeat=3": ["--resource-repeat=3"],
+            "pytest-memray (--memray)": ["-p", "no:resources", "--memray"],
+        },
+        "--resource-repeat=3",
+        0.0,
+    ),
+}
 
 
 def generate(root: Path, tests: int) -> None:
@@ -30,11 +62,8 @@ def generate(root: Path, tests: int) -> None:
         lines = ["import asyncio", "import pytest", ""]
         for n in range(index, min(index + per_file, tests)):
             if n % 4 == 3:
-                lines += [
-                    "@pytest.mark.asyncio",
-                    f"async def test_{n}():",
-                    "    await asyncio.sleep(0)",
-                ]
+                lines += ["@pytest.mark.asyncio", f"async def test_{n}():"]
+                lines += ["    await asyncio.sleep(0)"]
             else:
                 lines += [f"def test_{n}():", f"    assert {n} + 1 == {n + 1}"]
             lines.append("")
@@ -45,8 +74,8 @@ def generate(root: Path, tests: int) -> None:
 
 
 def timed(root: Path, args: list[str]) -> float:
-    """CPU seconds (user + system) of one pytest run: steadier than wall time on a shared
-    machine, and the plugin's cost is CPU (it never sleeps on a clean suite)."""
+    """CPU seconds of one pytest run: steadier than wall time on a shared machine, and the
+    plugin's cost is CPU (it never sleeps on a clean suite)."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(cmd, cwd=root, env=ENV, capture_output=True, text=True, check=False)
@@ -56,33 +85,44 @@ def timed(root: Path, args: list[str]) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tests", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("extra", nargs="*", help="extra pytest args for the plugin run")
-    options = parser.parse_args()
+def measure(variants: dict[str, list[str]], tests: int, rounds: int) -> dict[str, float]:
+    """Median CPU seconds per variant over ``rounds`` alternating runs of a generated suite."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        generate(root, options.tests)
-        variants = {
-            "bare pytest (-p no:resources)": ["-p", "no:resources"],
-            "plugin, default checks": list(options.extra),
-        }
+        generate(root, tests)
         times: dict[str, list[float]] = {name: [] for name in variants}
         for args in variants.values():  # warm the file system and bytecode caches
             timed(root, args)
-        for _ in range(options.rounds):
+        for _ in range(rounds):
             for name, args in variants.items():
                 times[name].append(timed(root, args))
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    base = medians["bare pytest (-p no:resources)"]
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--mode", choices=sorted(MODES), default="default")
+    parser.add_argument("--tests", type=int, help="suite size (default: per mode)")
+    parser.add_argument("--rounds", type=int, default=7)
+    options = parser.parse_args()
+    tests, variants, judged, target = MODES[options.mode]
+    tests = options.tests or tests
+    medians = measure(variants, tests, options.rounds)
+    base = medians[BARE]
+    print(f"{tests} generated tests, median CPU time of {options.rounds} alternating rounds")
     for name, value in medians.items():
-        print(f"{name:34} median {value:6.3f} s CPU ({value / base:.3f}x)")
-    ratio = medians["plugin, default checks"] / base
-    per_test = (medians["plugin, default checks"] - base) / options.tests * 1e6
-    verdict = "within" if ratio <= TARGET else "ABOVE"
-    print(f"ratio {ratio:.3f}x ({per_test:+.1f} us/test), {verdict} the {TARGET}x target")
+        print(f"{name:34} {value:7.3f} s  {value / base:.3f}x bare")
+    ratio = medians[judged] / base
+    per_test = (medians[judged] - base) / tests * 1e6
+    if target:
+        verdict = "within" if ratio <= target else "ABOVE"
+        print(f"{judged}: {ratio:.3f}x ({per_test:+.1f} us/test), {verdict} the {target}x target")
+    else:
+        memray = medians["pytest-memray (--memray)"] - base
+        print(
+            f"{judged} costs {medians[judged] - base:.3f} s over bare pytest, pytest-memray "
+            f"{memray:.3f} s: repeat mode costs {(medians[judged] - base) / memray:.2f}x memray's"
+        )
 
 
 if __name__ == "__main__":

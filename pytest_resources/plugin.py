@@ -156,7 +156,9 @@ class ResourcesPlugin:
     ) -> None:
         # Repeating needs a call-phase wrapper; only runs that ask for it pay for one.
         if self.guard is not None and wants_repeat(self.settings, items):
-            config.pluginmanager.register(RepeatPlugin(), "resources-repeat")
+            config.pluginmanager.register(
+                RepeatPlugin(self.settings.repeat_threshold), "resources-repeat"
+            )
 
     def pytest_report_header(self) -> str:
         s = self.settings

@@ -27,12 +27,15 @@ def wants_repeat(settings: Settings, items: list[pytest.Item]) -> bool:
 class RepeatPlugin:
     """After a passing call (the warm-up), runs the body N more times and records growth."""
 
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
         result = yield
         test = settings_of(item)
         if test is not None and test.repeat:
-            item.stash[GROWTH_KEY] = measure_growth(item.runtest, test.repeat)
+            item.stash[GROWTH_KEY] = measure_growth(item.runtest, test.repeat, self.threshold)
         return result
 
 
