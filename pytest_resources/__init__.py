@@ -28,6 +28,11 @@ if TYPE_CHECKING:
         ReplayBufferClosedError as ReplayBufferClosedError,
         ReplayEntry as ReplayEntry,
     )
+    from .components.lifecycle import (
+        CleanupError as CleanupError,
+        CleanupRegistry as CleanupRegistry,
+        RegistryClosedError as RegistryClosedError,
+    )
     from .components.processes import (
         ProcessExit as ProcessExit,
         ProcessStopError as ProcessStopError,
@@ -47,10 +52,35 @@ if TYPE_CHECKING:
         StateAlert as StateAlert,
         StateMonitor as StateMonitor,
     )
+    from .components.tasks import (
+        BackgroundTaskManager as BackgroundTaskManager,
+        FailureHandler as FailureHandler,
+        PendingLimitError as PendingLimitError,
+        ShutdownStats as ShutdownStats,
+        StuckTask as StuckTask,
+        TaskFailure as TaskFailure,
+        TaskManagerClosedError as TaskManagerClosedError,
+        TaskStats as TaskStats,
+    )
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "pytest_resources.components.lifecycle": (
+        "CleanupError",
+        "CleanupRegistry",
+        "RegistryClosedError",
+    ),
+    "pytest_resources.components.tasks": (
+        "BackgroundTaskManager",
+        "FailureHandler",
+        "PendingLimitError",
+        "ShutdownStats",
+        "StuckTask",
+        "TaskFailure",
+        "TaskManagerClosedError",
+        "TaskStats",
+    ),
     "pytest_resources.brokers.base": ("Broker", "BrokerError", "NoBroker"),
     "pytest_resources.components.buffers": (
         "BoundedQueue",

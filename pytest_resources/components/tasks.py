@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, Protocol, TypedDict, TypeVar
 
-from ..probes.tasks import _await_chain
+from ..probes.tasks import await_chain
 
 __all__ = [
     "BackgroundTaskManager",
@@ -338,7 +338,7 @@ class BackgroundTaskManager:
             remaining_tasks=len(stuck),
             duration_seconds=loop.time() - start,
             stuck_tasks=[
-                StuckTask(name=t.get_name(), stack=_await_chain(t.get_coro())) for t in stuck
+                StuckTask(name=t.get_name(), stack=await_chain(t.get_coro())) for t in stuck
             ],
         )
 

@@ -111,7 +111,7 @@ def pending_before_close(
 def describe_task(task: asyncio.Task[Any], owner: str = "") -> Leak:
     coro = task.get_coro()
     name = getattr(coro, "__qualname__", type(coro).__name__)
-    where = "\n".join(_await_chain(coro))
+    where = "\n".join(await_chain(coro))
     details = f"suspended at (outermost first):\n{where}" if where else ""
     return Leak(
         "tasks",
@@ -122,7 +122,7 @@ def describe_task(task: asyncio.Task[Any], owner: str = "") -> Leak:
     )
 
 
-def _await_chain(coro: object) -> list[str]:
+def await_chain(coro: object) -> list[str]:
     """One line per coroutine the task is suspended in, following ``await``s inwards."""
     lines = []
     while coro is not None:
