@@ -7,7 +7,6 @@ xdist workers to the controller with it.
 
 from __future__ import annotations
 
-import os
 import resource
 from collections.abc import Mapping
 from typing import Any
@@ -15,24 +14,19 @@ from typing import Any
 import pytest
 
 from ..probes.base import Probe
+from ..probes.memory import current_rss
 
 COUNTS_ATTR = "resource_counts"
-STATM = "/proc/self/statm"
-PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 # ru_maxrss is in KiB on Linux (bytes on macOS, where this reads a little high).
 MAXRSS_UNIT = 1024
 
 
 def rss() -> int | None:
-    """Resident set size in bytes, from one small read of /proc (None where there is none)."""
+    """Resident set size in bytes (None where it cannot be read)."""
     try:
-        fd = os.open(STATM, os.O_RDONLY)
-    except OSError:
+        return current_rss()
+    except Exception:  # psutil's own errors off Linux
         return None
-    try:
-        return int(os.read(fd, 128).split()[1]) * PAGE
-    finally:
-        os.close(fd)
 
 
 def peak_rss() -> int:

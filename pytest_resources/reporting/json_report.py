@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from ..probes.base import Leak
-from ..report import REPORT_ATTR
+from ..report import MEMORY_ATTR, REPORT_ATTR
 from ..settings import Settings
 from .counts import COUNTS_ATTR
 
@@ -153,9 +153,7 @@ def _test(entry: TestEntry) -> dict[str, Any]:
         "duration": round(entry.duration, 6),
         "worker": entry.worker,
         "counts": {"before": counts["before"], "after": counts["after"]} if counts else None,
-        "memory": {k: counts.get(k) for k in ("rss_before", "rss_after", "rss_peak")}
-        if counts
-        else None,
+        "memory": _memory(counts, getattr(entry.teardown, MEMORY_ATTR, None)),
         "leaks": [_leak(r) for r in records if not (r.get("stale") or r.get("fixed"))],
         "stale_allow_leaks": [r["kind"] for r in records if r.get("stale")],
         "fixed_baseline": [
@@ -164,6 +162,18 @@ def _test(entry: TestEntry) -> dict[str, Any]:
             if r.get("fixed")
         ],
     }
+
+
+def _memory(counts: Mapping[str, Any], measured: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """RSS at the window's edges, plus the memory kind's per-test peak and repeat growth
+    when the test measured them."""
+    if not counts and not measured:
+        return None
+    memory = {k: counts.get(k) for k in ("rss_before", "rss_after", "rss_peak")}
+    if measured:
+        memory.update(measured)
+        memory["rss_peak"] = measured.get("peak", memory["rss_peak"])
+    return memory
 
 
 def _leak(record: Mapping[str, Any]) -> dict[str, Any]:

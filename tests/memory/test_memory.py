@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
 from conftest import Run, assert_lines
 
 from pytest_resources.probes.memory import parse_size
+from pytest_resources.reporting.json_report import schema
 
 
 def test_repeat_catches_growth_in_every_run_and_names_the_site(run: Run) -> None:
@@ -230,3 +232,27 @@ def test_clean():
     )
     result.assert_outcomes(passed=2, errors=1)
     assert_lines(result, "test_it.py::test_grows:", "in each of 2 repeated runs")
+
+
+def test_json_report_carries_memory_figures_and_growth(run: Run) -> None:
+    result = run(
+        """
+import pytest
+KEPT = []
+
+@pytest.mark.resources(repeat=2)
+def test_grows():
+    KEPT.append(bytearray(2_000_000))
+""",
+        "--resource-checks=all",
+        "--resource-report=report.json",
+    )
+    result.assert_outcomes(passed=1, warnings=1)
+    document = json.loads((run.pytester.path / "report.json").read_text())
+    jsonschema.validate(document, schema())
+    (test,) = document["tests"]
+    memory = test["memory"]
+    assert memory["peak"] >= memory["rss_before"]
+    assert memory["peak_growth"] == memory["peak"] - memory["rss_before"]
+    assert memory["growth"]["per_run"] >= 2_000_000
+    assert memory["growth"]["sites"][0]["line"] == 6
