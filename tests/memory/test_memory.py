@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # no stubs in the test extra
 import pytest
 from conftest import Run, assert_lines
 
