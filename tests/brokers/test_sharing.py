@@ -39,6 +39,10 @@ def test_xdist_workers_share_one_broker_with_a_database_each(
     result.stdout.fnmatch_lines(
         ["*resources: brokers (resolved by the xdist workers)*", "resources: redis: process (*"]
     )
+    # The worker that starts the broker shows its progress live, on the controller's stderr.
+    result.stderr.fnmatch_lines(
+        ["resources: [[]gw?] starting redis: *", "resources: [[]gw?] redis ready in *"]
+    )
     # Torn down by the last worker: nothing listens any more and the registry forgot it.
     assert not listening(int(seen[0]["port"]))
     assert not any(str(run.pytester.path) in p.read_text() for p in registry_dir().glob("*.json"))
