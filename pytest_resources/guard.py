@@ -101,6 +101,7 @@ class Guard:
         if "tasks" in self.settings.checks and "tasks" not in self.checker.disabled:
             for leak in pending_before_close(loop, self.loops, self.settings.grace, owner):
                 self._event(leak)
+        self.loops.discard(loop)  # closed next: later snapshots need not look at it
 
     @property
     def disabled(self) -> dict[str, str]:

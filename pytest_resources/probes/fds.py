@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 from collections.abc import Hashable, Iterable
+from fcntl import F_GETFD, fcntl
 from typing import Any
 
 from .base import Leak, Probe
@@ -38,7 +39,11 @@ def target(fd: int) -> str:
 class FdProbe(Probe):
     """Identity is (device, inode): closing one file and opening another on the same number
     is a leak. Descriptors open when the session started (stdio, pytest's capture) are
-    tracked by number only, which keeps the common snapshot to one ``listdir``."""
+    tracked by number only.
+
+    Where the kernel reports the number of open descriptors as the size of ``/proc/self/fd``
+    (Linux 6.2+), a snapshot first checks that count and that every descriptor of the last
+    snapshot is still the same one; only a difference pays for listing the directory."""
 
     kind = "fds"
 
@@ -49,6 +54,25 @@ class FdProbe(Probe):
             self._dir = os.open(FD_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._session_fds = frozenset(fd for fd in open_fds() if _is_open(fd))
         self._ignore_targets = tuple(ignore_targets)
+        self._last: dict[int, tuple[int, int] | None] = {}
+        self._counted = isinstance(self._dir, int) and self._count() == len(self._list())
+
+    def _count(self) -> int:
+        return os.fstat(self._dir).st_size if isinstance(self._dir, int) else -1
+
+    def _still(self, last: dict[int, tuple[int, int] | None]) -> bool:
+        """Is every descriptor of ``last`` still open, and still the same file?"""
+        try:
+            for fd, ident in last.items():
+                if ident is None:
+                    fcntl(fd, F_GETFD)  # open? (cheaper than building a stat result)
+                    continue
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) != ident:
+                    return False
+        except OSError:
+            return False
+        return True
 
     def close(self) -> None:
         if isinstance(self._dir, int):
@@ -59,6 +83,14 @@ class FdProbe(Probe):
         return len(snap)
 
     def snapshot(self) -> dict[int, tuple[int, int] | None]:
+        last = self._last
+        # Same count and every known descriptor unchanged: the set of open ones is the same.
+        if self._counted and last and self._count() == len(last) and self._still(last):
+            return last
+        self._last = self._list()
+        return self._last
+
+    def _list(self) -> dict[int, tuple[int, int] | None]:
         out: dict[int, tuple[int, int] | None] = {}
         session = self._session_fds
         for fd in open_fds(self._dir):

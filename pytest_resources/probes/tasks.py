@@ -29,7 +29,12 @@ class LoopRegistry:
     def add(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loops.add(loop)
 
+    def discard(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loops.discard(loop)
+
     def live(self) -> list[asyncio.AbstractEventLoop]:
+        if not self._loops:  # the common case, without iterating a WeakSet
+            return []
         return [loop for loop in self._loops if not loop.is_closed()]
 
     def executor_threads(self) -> set[threading.Thread]:
