@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +11,8 @@ from .base import BasePublisher, PublisherClosedError, PublishReceipt
 from .config import KafkaSettings
 
 __all__ = ["KafkaPublisher"]
+
+logger = logging.getLogger(__name__)
 
 NO_IDEMPOTENCE = (
     "the broker answered but refused an idempotent producer ({error!r}); if it does not "
@@ -88,16 +91,18 @@ class KafkaPublisher(BasePublisher[KafkaSettings]):
         producer, self._producer = self._producer, None
         if producer is None:
             return
-        # aiokafka's stop() first flushes, which never ends while Kafka is down
-        # (aiokafka#1101): fail the unsent batches so it, and the publishes awaiting them,
-        # return at once.
+        # Not producer.stop(): it first flushes, which never ends while Kafka is down
+        # (aiokafka#1101), and its sender can fail on batches failed under it, skipping the
+        # client's close. So, step by step: no new sends, fail what is unsent (the publishes
+        # awaiting it return), end the sender, close the connections.
+        producer._closed = True  # also what keeps aiokafka from warning "Unclosed"
         producer._message_accumulator.fail_all(PublisherClosedError(f"{self!r} was aborted"))
-        if not producer._closed:
-            await producer.stop()
-            return
-        # A stop() cut short by close_timeout has set _closed; finish its work.
-        with contextlib.suppress(Exception):
-            await producer._sender.close()
+        sender = producer._sender.sender_task
+        if sender is not None and not sender.done():
+            sender.cancel()
+            await asyncio.wait([sender])
+        if sender is not None and not sender.cancelled() and sender.exception() is not None:
+            logger.warning("%r: the Kafka sender failed: %r", self, sender.exception())
         await producer.client.close()
 
     def _transient(self, exc: Exception) -> bool:
