@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aio_pika
 import pytest
@@ -35,7 +36,7 @@ Confirmed = list[tuple[int, PublishReceipt]]
 
 
 async def publish_through(
-    publisher: BasePublisher[object], restart: Callable[[], Awaitable[None]]
+    publisher: BasePublisher[Any], restart: Callable[[], Awaitable[None]]
 ) -> Confirmed:
     """Publish numbered events without pause while ``restart`` runs; stop a while after it."""
     confirmed: Confirmed = []
@@ -57,7 +58,7 @@ async def publish_through(
     return confirmed
 
 
-async def wait_until_in_flight(publisher: BasePublisher[object]) -> None:
+async def wait_until_in_flight(publisher: BasePublisher[Any]) -> None:
     while not publisher.in_flight:  # the publish task runs up to its first await
         await asyncio.sleep(0)
 
@@ -69,11 +70,12 @@ async def test_redis_restart_mid_publish_loses_no_confirmed_event(
     settings = RedisSettings(url=broker.url, stream="events", retry_backoff=0.01)
     async with RedisPublisher(settings) as publisher:
         confirmed = await publish_through(publisher, broker.restart)
-    client = Redis.from_url(broker.url)
+    client = Redis.from_url(broker.url, decode_responses=True)
     try:
-        stored = {i.decode(): json.loads(f[b"data"]) for i, f in await client.xrange("events")}
+        entries: list[tuple[str, dict[str, str]]] = await client.xrange("events")  # type: ignore[assignment]
     finally:
         await client.aclose()
+    stored = {entry_id: json.loads(fields["data"]) for entry_id, fields in entries}
     missing = [n for n, r in confirmed if stored.get(r.message_id or "") != {"i": n}]
     assert not missing, f"{len(missing)} confirmed events lost: {missing[:10]}"
     assert any(r.attempts > 1 for _, r in confirmed), "no publish spanned the restart"

@@ -27,13 +27,15 @@ async def test_pubsub_confirms_with_the_receiver_count(redis_url: str) -> None:
     pubsub = subscriber.pubsub()
     try:
         await pubsub.subscribe(channel)
-        assert (await pubsub.get_message(timeout=5))["type"] == "subscribe"  # type: ignore[index]
+        subscribed = await pubsub.get_message(timeout=5)
+        assert subscribed is not None
+        assert subscribed["type"] == "subscribe"
         async with RedisPublisher({"url": redis_url, "channel": channel}) as publisher:
             receipt = await publisher.publish({"n": 1})
             nobody = await publisher.publish("x", key=f"{channel}-empty")
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
     finally:
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
         await subscriber.aclose()
     assert (receipt.receivers, receipt.target) == (1, f"redis channel {channel}")
     assert nobody.receivers == 0
