@@ -18,10 +18,15 @@ def test_unknown_name_is_an_attribute_error() -> None:
         pytest_resources.Nope  # noqa: B018
 
 
-def test_loading_the_plugin_does_not_import_the_components() -> None:
+def test_loading_the_plugin_and_its_fixtures_imports_no_component_or_broker_provider() -> None:
+    # What every pytest start-up pays: the plugin and the fixture modules it registers.
     code = (
-        "import sys, pytest_resources.plugin\n"
-        "print(sorted(m for m in sys.modules if '.components' in m))"
+        "import importlib, pkgutil, sys\n"
+        "import pytest_resources.plugin, pytest_resources.fixtures as f\n"
+        "for m in pkgutil.iter_modules(f.__path__):\n"
+        "    importlib.import_module(f'{f.__name__}.{m.name}')\n"
+        "heavy = ('.components', 'brokers.chain', 'tracemalloc', 'psutil')\n"
+        "print(sorted(m for m in sys.modules if any(h in m for h in heavy)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 import pytest
 
 from .base import KINDS, STARTED_PROVIDERS
-from .chain import KIND_SPECS
 
 MODES = ("auto", "real", "require", "off")
 DEFAULT_TIMEOUT = 120.0
@@ -34,6 +33,8 @@ class BrokerSettings:
     timeout: float = DEFAULT_TIMEOUT
 
     def image(self, kind: str) -> str:
+        from .chain import KIND_SPECS  # on use: the chain imports every provider
+
         return self.images.get(kind) or KIND_SPECS[kind].default_image
 
 
@@ -98,6 +99,12 @@ def _seconds(source: Source | None) -> float:
     return value
 
 
+def _parse_url(kind: str, value: str) -> str:
+    from .chain import KIND_SPECS  # on use: the chain imports every provider
+
+    return KIND_SPECS[kind].parse_url(value)
+
+
 def from_config(config: pytest.Config) -> BrokerSettings:
     """Read and validate the broker options; a bad value is a one-line ``pytest.UsageError``."""
     try:
@@ -106,7 +113,7 @@ def from_config(config: pytest.Config) -> BrokerSettings:
             source = _pick(config, f"{kind}_url")
             if source is not None:
                 try:
-                    urls[kind] = Source(KIND_SPECS[kind].parse_url(source.value), source.origin)
+                    urls[kind] = Source(_parse_url(kind, source.value), source.origin)
                 except ValueError as exc:
                     raise ValueError(f"{source.origin}: {exc}") from None
         images = {}
