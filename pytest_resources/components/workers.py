@@ -408,20 +408,26 @@ class TaskManager:
 
     # --- shutdown --------------------------------------------------------------------------
 
-    async def shutdown(self, timeout: float | None = None) -> ShutdownStats:
-        """Stop taking tasks, let running handlers finish, and cancel those still running at
-        the deadline (their messages go back to the queue); then close every instance and
-        fail unfinished handles with ``TaskAbandonedError``. One deadline for the handlers;
-        each instance then gets ``instance_close_timeout`` to close.
+    async def shutdown(
+        self, timeout: float | None = None, *, grace: float | None = None
+    ) -> ShutdownStats:
+        """Stop taking tasks; give running handlers ``grace`` seconds (default: half of
+        ``timeout``) to finish, then cancel the rest, whose messages go back to the queue, and
+        wait for them until ``timeout`` seconds have passed in all. Then close every instance
+        (each within ``instance_close_timeout``) and fail unfinished handles with
+        ``TaskAbandonedError``.
 
         Idempotent: every call waits for the first and gets the same stats (those of the
         underlying ``BackgroundTaskManager``: ``initial_tasks`` counts the handlers that had
         to be cancelled).
         """
+        total = self.shutdown_timeout if timeout is None else timeout
+        if total < 0 or (grace is not None and not 0 <= grace <= total):
+            raise ValueError("timeout must be 0 or more, and grace within 0..timeout")
         if self._shutdown is None:
             self._stopping = True
             self._shutdown = asyncio.get_running_loop().create_task(
-                self._stop(self.shutdown_timeout if timeout is None else timeout),
+                self._stop(total, total / 2 if grace is None else grace),
                 name=f"shutdown of {self!r}",
             )
         return await asyncio.shield(self._shutdown)
@@ -429,7 +435,7 @@ class TaskManager:
     async def aclose(self) -> None:
         await self.shutdown()
 
-    async def _stop(self, timeout: float) -> ShutdownStats:
+    async def _stop(self, timeout: float, grace: float) -> ShutdownStats:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         if self._reaper is not None:
@@ -438,8 +444,8 @@ class TaskManager:
             worker.cancel()
         # Busy workers end after their current task; the reaper and idle ones end now.
         waiting = {t for t in self._tasks.tasks if not t.done()}
-        if waiting:
-            await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()))
+        if waiting and grace:
+            await asyncio.wait(waiting, timeout=grace)
         stats = await self._tasks.shutdown(max(0.0, deadline - loop.time()))
         entries = list(self._instances.items())
         self._instances.clear()

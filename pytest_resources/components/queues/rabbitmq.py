@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .base import (
     Counters,
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     )
 
 __all__ = ["RabbitMQMessageQueue"]
+
+T = TypeVar("T")
 
 ATTEMPT_HEADER = "x-attempt"
 #: A delay tier queue deletes itself after this long unused, beyond twice its TTL.
@@ -89,7 +92,10 @@ class RabbitMQMessageQueue(MessageQueue):
         self._queue: AbstractQueue | None = None
         self._dead: AbstractQueue | None = None
         self._tiers: dict[int, _Tier] = {}
-        self._consumer: str | None = None
+        self._consumer: asyncio.Task[str] | None = None
+        # Broker calls run as tasks of their own: aiormq closes the channel when a caller is
+        # cancelled mid-call, and with it every other consumer's deliveries.
+        self._calls: set[asyncio.Future[Any]] = set()
         self._buffer: deque[AbstractIncomingMessage] = deque()
         self._messages: dict[str, AbstractIncomingMessage] = {}
         self._signal = asyncio.Event()
@@ -123,9 +129,12 @@ class RabbitMQMessageQueue(MessageQueue):
         return {"x-max-priority": self.max_priority, "x-dead-letter-exchange": f"{self.name}.dlx"}
 
     async def _disconnect(self) -> None:
-        if self._consumer is not None and self._queue is not None:
+        if self._calls:
+            await asyncio.wait(self._calls)
+        consumer = self._consumer
+        if consumer and not consumer.cancelled() and not consumer.exception() and self._queue:
             with contextlib.suppress(Exception):  # the channel may be gone already
-                await self._queue.cancel(self._consumer)
+                await self._queue.cancel(consumer.result())
         # Closing the channel hands every unacked message back to the broker.
         if self._connection is not None:
             await self._connection.close()
@@ -175,9 +184,17 @@ class RabbitMQMessageQueue(MessageQueue):
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             content_type="application/json",
         )
-        await self._channel.default_exchange.publish(
-            message, routing_key=target, timeout=self._publish_timeout
+        await self._call(
+            self._channel.default_exchange.publish(
+                message, routing_key=target, timeout=self._publish_timeout
+            )
         )
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        task = asyncio.ensure_future(call)
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+        return await asyncio.shield(task)
 
     async def _put(self, envelope: Envelope, delay: float) -> None:
         await self._publish(envelope, delay)
@@ -190,7 +207,11 @@ class RabbitMQMessageQueue(MessageQueue):
     async def _take(self) -> tuple[Delivery, Envelope] | None:
         if self._consumer is None:
             assert self._queue is not None
-            self._consumer = await self._queue.consume(self._on_message)
+            self._consumer = asyncio.ensure_future(self._queue.consume(self._on_message))
+            self._calls.add(self._consumer)
+            self._consumer.add_done_callback(self._calls.discard)
+        if not self._consumer.done():
+            await asyncio.shield(self._consumer)
         if not self._buffer:
             return None
         message = self._buffer.popleft()
@@ -209,25 +230,27 @@ class RabbitMQMessageQueue(MessageQueue):
                 await signal.wait()
 
     async def _ack(self, delivery: Delivery, envelope: Envelope, seconds: float) -> bool:
-        await self._messages.pop(delivery.token).ack()
+        await self._call(self._messages.pop(delivery.token).ack())
         self._counters.completed += 1
         self._counters.processing_seconds += seconds
         return True
 
     async def _requeue(self, delivery: Delivery, envelope: Envelope) -> bool:
-        await self._messages.pop(delivery.token).nack(requeue=True)
+        await self._call(self._messages.pop(delivery.token).nack(requeue=True))
         return True
 
     async def _retry(self, delivery: Delivery, envelope: Envelope, delay: float) -> bool:
         # Publish the next attempt (confirmed) before acking this one: a crash in between
         # delivers it twice, never zero times.
         await self._publish(envelope.retried(), delay)
-        await self._messages.pop(delivery.token).ack()
+        await self._call(self._messages.pop(delivery.token).ack())
         self._counters.failed += 1
         return True
 
     async def _dead_letter(self, delivery: Delivery, envelope: Envelope) -> bool:
-        await self._messages.pop(delivery.token).reject(requeue=False)  # → name.dlx → name.dead
+        await self._call(
+            self._messages.pop(delivery.token).reject(requeue=False)
+        )  # → name.dlx → name.dead
         self._counters.failed += 1
         self._counters.dead_lettered += 1
         return True
