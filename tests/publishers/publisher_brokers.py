@@ -1,5 +1,9 @@
 """Private brokers for the publisher fault tests: started on free ports, restarted on the same
-port, paused (SIGSTOP) and resumed; never the session's shared broker."""
+port, paused (SIGSTOP) and resumed; never the session's shared broker.
+
+Test modules import the fixtures they use (``private_broker``, ``silent_port``,
+``closed_port``): a conftest.py here would shadow ``tests/conftest.py`` as ``conftest``.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,19 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from pytest_resources.brokers import process
-from pytest_resources.brokers.base import Launch
+from pytest_resources.brokers.base import Launch, Unavailable
 from pytest_resources.brokers.chain import KIND_SPECS
 from pytest_resources.brokers.wire import free_ports, wait_ready
+from pytest_resources.fixtures.brokers import broker_session
 
 #: A started broker answers within this many seconds (RabbitMQ needs a few).
 READY_TIMEOUT = 120.0
@@ -58,3 +68,42 @@ class PrivateBroker:
         """Stop the server and start it again on the same port, off the event loop."""
         await asyncio.to_thread(self.stop)
         await asyncio.to_thread(self.start)
+
+
+StartBroker = Callable[..., PrivateBroker]
+
+
+@pytest.fixture(name="private_broker")
+def private_broker_fixture(tmp_path: Path, pytestconfig: pytest.Config) -> Iterator[StartBroker]:
+    """Start brokers only this test uses: ``private_broker("redis", *extra_args)``."""
+    started: list[PrivateBroker] = []
+
+    def start(kind: str, *extra: str) -> PrivateBroker:
+        try:
+            broker = PrivateBroker(kind, tmp_path / f"{kind}-{len(started)}", extra)
+        except Unavailable as exc:
+            broker_session(pytestconfig).unavailable(f"no local {kind} server: {exc}")
+        started.append(broker)
+        broker.start()
+        return broker
+
+    yield start
+    for broker in started:
+        broker.stop()
+
+
+@pytest.fixture(name="silent_port")
+def silent_port_fixture() -> Iterator[int]:
+    """A port that accepts TCP connections (into the backlog) and never answers."""
+    with closing(socket.socket()) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield server.getsockname()[1]
+
+
+@pytest.fixture(name="closed_port")
+def closed_port_fixture() -> int:
+    """A port nothing listens on: connections are refused."""
+    with closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

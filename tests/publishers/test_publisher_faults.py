@@ -12,8 +12,12 @@ from typing import Any
 import aio_pika
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from publishers.conftest import StartBroker
-from publishers.publisher_brokers import REDIS_DURABLE
+from publishers.publisher_brokers import (  # noqa: F401 (fixtures)
+    REDIS_DURABLE,
+    StartBroker,
+    private_broker_fixture,
+    silent_port_fixture,
+)
 from redis.asyncio import Redis
 
 from pytest_resources.components.publishers import (

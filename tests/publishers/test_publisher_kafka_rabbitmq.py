@@ -9,6 +9,9 @@ import warnings
 import aio_pika
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from publishers.publisher_brokers import (  # noqa: F401 (fixtures)
+    closed_port_fixture,
+)
 
 from pytest_resources.components.publishers import (
     KafkaPublisher,

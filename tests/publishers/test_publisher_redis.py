@@ -7,6 +7,10 @@ import time
 import uuid
 
 import pytest
+from publishers.publisher_brokers import (  # noqa: F401 (fixtures)
+    closed_port_fixture,
+    silent_port_fixture,
+)
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
