@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import re
+import resource
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,10 @@ _UNITS = {
 }
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*$")
 TOP_SITES = 5
+# ru_maxrss is in KiB on Linux, the only place the peak can be reset.
+MAXRSS_UNIT = 1024
+#: How far ru_maxrss may read above the RSS just after a reset (pages touched meanwhile).
+RESET_SLACK = 1 << 20
 
 
 def parse_size(value: object, name: str) -> int:
@@ -81,16 +86,29 @@ class MemoryMeter:
     def __init__(self) -> None:
         self._rss_before = 0
         self._resettable = _reset_peak()
+        self._maxrss_follows = False
 
     def begin(self) -> None:
         if self._resettable:
             self._resettable = _reset_peak()
         self._rss_before = current_rss()
+        # getrusage's ru_maxrss is the reset high-water mark too, ten times cheaper than
+        # /proc/self/status -- unless the kernel kept an older peak beside it (from an exited
+        # thread, on some kernels): then it reads above the RSS we just reset to.
+        self._maxrss_follows = self._resettable and _maxrss() <= self._rss_before + RESET_SLACK
 
     def end(self) -> MemoryFigures:
         after = current_rss()
-        peak = peak_rss() if self._resettable else 0
-        return MemoryFigures(self._rss_before, after, max(peak, after, self._rss_before))
+        return MemoryFigures(self._rss_before, after, max(self._peak(), after, self._rss_before))
+
+    def _peak(self) -> int:
+        if self._maxrss_follows:
+            return _maxrss()
+        return peak_rss() if self._resettable else 0
+
+
+def _maxrss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * MAXRSS_UNIT
 
 
 def _proc(path: str, data: bytes = b"") -> bytes:
