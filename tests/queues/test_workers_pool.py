@@ -216,7 +216,7 @@ async def test_shutdown_lets_running_tasks_finish(queue: MessageQueue) -> None:
     release.set()
     stats = await first
     assert stats == await second
-    assert (stats["status"], stats["initial_tasks"]) == ("clean", 0)
+    assert (stats["status"], stats["initial_tasks"]) == ("clean", 0), stats
     assert await handle.result() == "finished"
     health = await pool.health()
     assert (health.running, health.worker_count, health.queue.completed) == (False, 0, 1)

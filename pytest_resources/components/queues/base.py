@@ -453,10 +453,15 @@ class MessageQueue(abc.ABC):
             self._check_open()
         waiter = asyncio.ensure_future(wait)
         self._waiters.add(waiter)
+        waiter.add_done_callback(self._waiters.discard)
         try:
-            await self._guard(waiter)
-        finally:
-            self._waiters.discard(waiter)
+            # Not ``await waiter``: a client that swallows the cancel it gets (redis-py's
+            # BLPOP can) would swallow our caller's cancellation with it.
+            await asyncio.wait([waiter])
+        except asyncio.CancelledError:
+            waiter.cancel()
+            raise
+        await self._guard(waiter)
 
     # --- what a backend provides -----------------------------------------------------------
 
