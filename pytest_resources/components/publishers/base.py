@@ -222,14 +222,16 @@ class BasePublisher(ABC, Generic[S]):
     async def _publish(
         self, body: bytes, key: str | None, headers: Mapping[str, str] | None
     ) -> PublishReceipt:
+        # No asyncio.timeout around an attempt: it would cost more than a Redis round trip
+        # adds. Each attempt is bounded by the client's own timeouts; the deadline decides
+        # whether another attempt begins.
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.publish_timeout
         backoff = self.settings.retry_backoff
         attempt = 1
         while True:
             try:
-                async with asyncio.timeout_at(deadline):
-                    receipt = await self._send(body, key, headers)
+                receipt = await self._send(body, key, headers)
             except Exception as exc:
                 if self._closing is not None:
                     raise PublisherClosedError(
@@ -238,8 +240,8 @@ class BasePublisher(ABC, Generic[S]):
                 remaining = deadline - loop.time()
                 if remaining <= 0 or not self._transient(exc):
                     raise PublishError(
-                        f"{self!r}: not confirmed after {attempt} attempt(s): "
-                        f"{_describe(exc) if remaining > 0 else 'publish_timeout passed'}"
+                        f"{self!r}: not confirmed after {attempt} attempt(s)"
+                        f"{'' if remaining > 0 else ' within publish_timeout'}: {_describe(exc)}"
                     ) from exc
                 await self._pause(min(backoff, remaining))
                 backoff = min(backoff * 2, MAX_BACKOFF)

@@ -34,7 +34,9 @@ class PublisherConfigError(ValueError):
 class PublisherSettings:
     """Settings every publisher has.
 
-    ``publish_timeout``: seconds one ``publish()`` may take, retries included.
+    ``publish_timeout``: seconds after which ``publish()`` begins no new attempt (each attempt
+    is bounded by the client's own timeouts, and by ``publish_timeout`` where the client takes
+    one per call).
     ``retry_backoff``: first pause before retrying after a connection error (doubled each
     time, at most ``MAX_BACKOFF`` seconds). ``close_timeout``: seconds ``close()`` waits for
     publishes in flight and the client's orderly close before it aborts the connections.

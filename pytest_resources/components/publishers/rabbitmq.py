@@ -67,7 +67,9 @@ class RabbitMQPublisher(BasePublisher[RabbitMQSettings]):
             headers=dict(headers) if headers else None,
             delivery_mode=DeliveryMode.PERSISTENT if s.persistent else DeliveryMode.NOT_PERSISTENT,
         )
-        await self._exchange.publish(message, routing_key=routing_key, mandatory=s.mandatory)
+        await self._exchange.publish(
+            message, routing_key=routing_key, mandatory=s.mandatory, timeout=s.publish_timeout
+        )
         return PublishReceipt(f"rabbitmq exchange {s.exchange or '(default)'} key {routing_key}")
 
     async def _shutdown(self) -> None:
