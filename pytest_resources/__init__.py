@@ -39,6 +39,25 @@ if TYPE_CHECKING:
         ProcessSupervisor as ProcessSupervisor,
         ProcessSupervisorError as ProcessSupervisorError,
     )
+    from .components.publishers import (
+        BasePublisher as BasePublisher,
+        CloseResult as CloseResult,
+        ConsolePublisher as ConsolePublisher,
+        ConsoleSettings as ConsoleSettings,
+        KafkaPublisher as KafkaPublisher,
+        KafkaSettings as KafkaSettings,
+        PublisherClosedError as PublisherClosedError,
+        PublisherConfigError as PublisherConfigError,
+        PublishError as PublishError,
+        PublisherSettings as PublisherSettings,
+        PublisherStartError as PublisherStartError,
+        PublishReceipt as PublishReceipt,
+        RabbitMQPublisher as RabbitMQPublisher,
+        RabbitMQSettings as RabbitMQSettings,
+        RedisPublisher as RedisPublisher,
+        RedisSettings as RedisSettings,
+        create_publisher as create_publisher,
+    )
     from .components.state import (
         ApproachingLimit as ApproachingLimit,
         CleanupFailed as CleanupFailed,
@@ -66,6 +85,25 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "pytest_resources.components.publishers": (
+        "BasePublisher",
+        "CloseResult",
+        "ConsolePublisher",
+        "ConsoleSettings",
+        "KafkaPublisher",
+        "KafkaSettings",
+        "PublishError",
+        "PublishReceipt",
+        "PublisherClosedError",
+        "PublisherConfigError",
+        "PublisherSettings",
+        "PublisherStartError",
+        "RabbitMQPublisher",
+        "RabbitMQSettings",
+        "RedisPublisher",
+        "RedisSettings",
+        "create_publisher",
+    ),
     "pytest_resources.components.lifecycle": (
         "CleanupError",
         "CleanupRegistry",
