@@ -69,6 +69,8 @@ class TaskContext:
     task_type: str
     key: str | None
     attempt: int
+    #: The message came back after its consumer died or gave it up: it may have run before.
+    redelivered: bool
     instance: Any
     emit: Callable[[Any], None] = field(repr=False)
 
@@ -344,12 +346,14 @@ class TaskManager:
             if handle is not None:
                 handle._emit(chunk)
 
+        def context(instance: Any) -> TaskContext:
+            attempt, redelivered = delivery.attempt, delivery.redelivered
+            return TaskContext(body["id"], body["type"], key, attempt, redelivered, instance, emit)
+
         if key is None or registration.instances is None:
-            context = TaskContext(body["id"], body["type"], key, delivery.attempt, None, emit)
-            return await registration.handler(body["payload"], context)
+            return await registration.handler(body["payload"], context(None))
         async with self._instance(body["type"], key, registration.instances) as instance:
-            context = TaskContext(body["id"], body["type"], key, delivery.attempt, instance, emit)
-            return await registration.handler(body["payload"], context)
+            return await registration.handler(body["payload"], context(instance))
 
     # --- session instances -----------------------------------------------------------------
 
