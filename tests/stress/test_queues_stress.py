@@ -7,6 +7,7 @@ import asyncio
 import os
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,7 @@ async def test_every_message_is_handled_through_8_workers(
 ) -> None:
     backend = message_queue_factory.backend
     count = int(os.environ.get("PYTEST_RESOURCES_QUEUE_STRESS", COUNTS[backend]))
-    settings = {"prefetch": 64} if backend == "rabbitmq" else {}
+    settings: dict[str, Any] = {"prefetch": 64} if backend == "rabbitmq" else {}
     handled: Counter[int] = Counter()
     redelivered = 0
     all_handled = asyncio.Event()
