@@ -131,15 +131,18 @@ class RabbitMQMessageQueue(MessageQueue):
     async def _disconnect(self) -> None:
         if self._calls:
             await asyncio.wait(self._calls)
-        consumer = self._consumer
-        if consumer and not consumer.cancelled() and not consumer.exception() and self._queue:
-            with contextlib.suppress(Exception):  # the channel may be gone already
-                await self._queue.cancel(consumer.result())
+        await self._stop_consuming()
         # Closing the channel hands every unacked message back to the broker.
         if self._connection is not None:
             await self._connection.close()
         self._buffer.clear()
         self._messages.clear()
+
+    async def _stop_consuming(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer and not consumer.cancelled() and not consumer.exception() and self._queue:
+            with contextlib.suppress(Exception):  # the channel may be gone already
+                await self._queue.cancel(consumer.result())
 
     def _abort(self) -> None:
         transport = getattr(getattr(self._connection, "transport", None), "connection", None)
@@ -291,9 +294,9 @@ class RabbitMQMessageQueue(MessageQueue):
 
     async def _destroy(self) -> None:
         assert self._channel is not None
+        await self._stop_consuming()  # else the broker cancels it, with a logged complaint
         tiers = {round(d * 1000) for d in self.retry.delays() if d} | set(self._tiers)
         for name in [self.name, f"{self.name}.dead", *(f"{self.name}.delay.{ms}" for ms in tiers)]:
             await self._channel.queue_delete(name)
         await self._channel.exchange_delete(f"{self.name}.dlx")
-        self._consumer = None
         self._tiers.clear()
