@@ -1,31 +1,7 @@
 from __future__ import annotations
 
 import pytest
-
-pytest_plugins = ["pytester"]
-
-
-class Run:
-    """A pytester run in a subprocess, so the inner session's leaks stay out of ours."""
-
-    def __init__(self, pytester: pytest.Pytester) -> None:
-        self.pytester = pytester
-
-    def __call__(self, source: str, *args: str, ini: str = "") -> pytest.RunResult:
-        self.pytester.makepyfile(test_it=source)
-        self.pytester.makeini(
-            "[pytest]\n"
-            "asyncio_default_fixture_loop_scope = function\n"
-            "asyncio_default_test_loop_scope = function\n" + ini
-        )
-        return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
-
-
-def assert_lines(result: pytest.RunResult, *expected: str) -> None:
-    """Each expected text appears within some output line (no glob: leak texts hold [ ])."""
-    lines = result.outlines
-    for text in expected:
-        assert any(text in line for line in lines), f"{text!r} not in output:\n{result.stdout}"
+from pytester_run import Run
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from brokers.broker_helpers import need_binary
-from conftest import Run
+from pytester_run import Run
 
 from pytest_resources.brokers.wire import free_ports
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from brokers.broker_helpers import listening, need_binary, wait_for
-from conftest import Run
+from pytester_run import Run
 
 BLOCKS = """
 import os, pathlib, signal, threading

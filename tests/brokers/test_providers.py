@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from brokers.broker_helpers import ROUNDTRIP, image, need_binary, need_image
-from conftest import Run
+from pytester_run import Run
 
 from pytest_resources.brokers.base import KINDS
 from pytest_resources.brokers.container import MANAGED, OWNER, docker_client

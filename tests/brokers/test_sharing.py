@@ -6,7 +6,7 @@ import json
 
 import pytest
 from brokers.broker_helpers import listening, need_binary
-from conftest import Run
+from pytester_run import Run
 
 from pytest_resources.brokers.shared import registry_dir
 

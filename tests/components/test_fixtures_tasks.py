@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Run, assert_lines
+from pytester_run import Run, assert_lines
 
 
 def test_tasks_that_finish_or_that_the_test_shuts_down_pass(run: Run) -> None:

@@ -14,7 +14,7 @@ import warnings
 
 import psutil
 import pytest
-from conftest import Run
+from pytester_run import Run
 
 from pytest_resources.components.processes import (
     ProcessExit,

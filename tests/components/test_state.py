@@ -5,7 +5,7 @@ import threading
 from collections.abc import Callable, Hashable
 
 import pytest
-from conftest import Run
+from pytester_run import Run
 
 from pytest_resources.components.state import (
     ApproachingLimit,

@@ -4,7 +4,7 @@ import json
 
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the test extra
 import pytest
-from conftest import Run, assert_lines
+from pytester_run import Run, assert_lines
 
 from pytest_resources.probes.memory import parse_size
 from pytest_resources.reporting.json_report import schema

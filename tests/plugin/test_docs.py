@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import Run
+from pytester_run import Run
 
 DOCS = Path(__file__).parents[2] / "docs"
 

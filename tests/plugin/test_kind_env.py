@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from conftest import Run, assert_lines
+from pytester_run import Run, assert_lines
 
 
 def test_every_kind_of_global_state_change_is_reported(run: Run) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from conftest import Run
+from pytester_run import Run
 
 
 def test_open_file_is_reported_with_its_path(run: Run) -> None:

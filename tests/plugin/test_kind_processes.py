@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from conftest import Run
+from pytester_run import Run
 
 
 def test_running_child_is_reported_with_cmdline_and_killed_in_strict_mode(run: Run) -> None:

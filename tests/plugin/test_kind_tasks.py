@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Run, assert_lines
+from pytester_run import Run, assert_lines
 
 PENDING = """
 import asyncio

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from conftest import Run
+from pytester_run import Run
 
 
 def test_leaked_thread_is_reported_with_name_target_and_stack(run: Run) -> None:

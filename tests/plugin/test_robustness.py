@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from conftest import Run, assert_lines
+from pytester_run import Run, assert_lines
 
 
 def test_a_failing_probe_is_disabled_with_one_warning_and_the_run_goes_on(run: Run) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from conftest import Run, assert_lines
+from pytester_run import Run, assert_lines
 
 
 def test_session_fixture_that_owns_a_socket_is_not_blamed_on_its_first_user(run: Run) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from conftest import Run, assert_lines
+from pytester_run import Run, assert_lines
 
 SUITE = """
 import os, threading

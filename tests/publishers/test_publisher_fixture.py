@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import aio_pika
 import pytest
-from conftest import Run
+from pytester_run import Run
 from redis import Redis
 
 from pytest_resources.components.publishers import (

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Run, assert_lines
+from pytester_run import Run, assert_lines
 
 SUITE = """
 import os, threading

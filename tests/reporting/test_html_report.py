@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Run
+from pytester_run import Run
 
 SUITE = """
 import os, threading

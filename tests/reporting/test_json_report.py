@@ -6,7 +6,7 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the test extra
 import pytest
-from conftest import Run, assert_lines
+from pytester_run import Run, assert_lines
 
 from pytest_resources.reporting.json_report import SCHEMA_VERSION, schema
 

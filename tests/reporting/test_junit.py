@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from conftest import Run
+from pytester_run import Run
 
 SUITE = """
 import os, threading

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Run
+from pytester_run import Run
 
 SUITE = """
 import asyncio, socket, subprocess, sys, threading
