@@ -58,6 +58,19 @@ if TYPE_CHECKING:
         RedisSettings as RedisSettings,
         create_publisher as create_publisher,
     )
+    from .components.queues import (
+        DeadLetter as DeadLetter,
+        Delivery as Delivery,
+        InMemoryMessageQueue as InMemoryMessageQueue,
+        ManualClock as ManualClock,
+        MessageQueue as MessageQueue,
+        MessageQueueClosedError as MessageQueueClosedError,
+        MessageQueueUnavailableError as MessageQueueUnavailableError,
+        QueueStats as QueueStats,
+        RabbitMQMessageQueue as RabbitMQMessageQueue,
+        RedisMessageQueue as RedisMessageQueue,
+        RetryPolicy as RetryPolicy,
+    )
     from .components.state import (
         ApproachingLimit as ApproachingLimit,
         CleanupFailed as CleanupFailed,
@@ -81,10 +94,46 @@ if TYPE_CHECKING:
         TaskManagerClosedError as TaskManagerClosedError,
         TaskStats as TaskStats,
     )
+    from .components.workers import (
+        InstanceFactory as InstanceFactory,
+        PoolHealth as PoolHealth,
+        TaskAbandonedError as TaskAbandonedError,
+        TaskContext as TaskContext,
+        TaskFailedError as TaskFailedError,
+        TaskHandle as TaskHandle,
+        TaskHandler as TaskHandler,
+        TaskManager as TaskManager,
+        TaskPoolClosedError as TaskPoolClosedError,
+    )
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    # The queues' CloseResult stays in its module: the publishers' owns the top-level name.
+    "pytest_resources.components.queues": (
+        "DeadLetter",
+        "Delivery",
+        "InMemoryMessageQueue",
+        "ManualClock",
+        "MessageQueue",
+        "MessageQueueClosedError",
+        "MessageQueueUnavailableError",
+        "QueueStats",
+        "RabbitMQMessageQueue",
+        "RedisMessageQueue",
+        "RetryPolicy",
+    ),
+    "pytest_resources.components.workers": (
+        "InstanceFactory",
+        "PoolHealth",
+        "TaskAbandonedError",
+        "TaskContext",
+        "TaskFailedError",
+        "TaskHandle",
+        "TaskHandler",
+        "TaskManager",
+        "TaskPoolClosedError",
+    ),
     "pytest_resources.components.publishers": (
         "BasePublisher",
         "CloseResult",
