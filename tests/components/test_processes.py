@@ -39,9 +39,11 @@ IGNORE_TERM = (
     "print('ready', flush=True)\n"
     "while True: signal.pause()"
 )
+# The handler writes with os.write: a print() from a signal handler can land inside the
+# main code's print() and die with "reentrant call inside BufferedWriter".
 ECHO_USR1 = (
-    "import signal\n"
-    "signal.signal(signal.SIGUSR1, lambda *_: print('usr1', flush=True))\n"
+    "import os, signal\n"
+    "signal.signal(signal.SIGUSR1, lambda *_: os.write(1, b'usr1\\n'))\n"
     "print('ready', flush=True)\n"
     "while True: signal.pause()"
 )
