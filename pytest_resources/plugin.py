@@ -14,11 +14,11 @@ import pytest
 
 from . import fixtures, settings
 from .brokers import options as broker_options
-from .errors import ResourceGuardWarning, ResourceLeakWarning
+from .errors import ResourceGuardWarning
 from .guard import Guard
 from .probes.base import KINDS
 from .repeat import GROWTH_KEY, RepeatPlugin, memory_record, wants_repeat
-from .report import MEMORY_ATTR, REPORT_ATTR, SECTION, Summary, message, record_text, records
+from .report import MEMORY_ATTR, REPORT_ATTR, Summary, deliver, message, record_text, records
 from .reporting import options as report_options
 from .reporting.session import Reporting
 from .verdict import judge, memory_leaks
@@ -225,19 +225,8 @@ class ResourcesPlugin:
             return
         self._records[item.nodeid] = records(judgement)
         text = message(item.nodeid, judgement, test.allow_reason)
-        if not text:
-            return
-        if test.strict and item.nodeid not in self._failed:
-            pytest.fail(text, pytrace=False)
-        elif not test.strict:
-            warnings.warn_explicit(
-                ResourceLeakWarning(text),
-                ResourceLeakWarning,
-                str(item.path),
-                (item.location[1] or 0) + 1,
-            )
-        else:
-            item.add_report_section("teardown", SECTION, text)
+        if text:
+            deliver(item, text, test.strict, already_failed=item.nodeid in self._failed)
 
     def _warn_disabled(self) -> None:
         assert self.guard is not None

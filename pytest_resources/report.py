@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from .errors import ResourceLeakWarning
 from .probes.base import Leak
 from .verdict import Judgement
 
@@ -47,6 +49,22 @@ def fixed_text(fixed: Iterable[tuple[str, str, int]]) -> str:
         f"no longer leaks {listed} listed in the baseline: "
         "update it with --resource-baseline-update"
     )
+
+
+def deliver(item: pytest.Item, text: str, strict: bool, already_failed: bool) -> None:
+    """Strict: the test errors in teardown, unless it already failed (then the leaks are
+    context in its report). Warn mode: a ResourceLeakWarning pointing at the test."""
+    if strict and not already_failed:
+        pytest.fail(text, pytrace=False)
+    elif strict:
+        item.add_report_section("teardown", SECTION, text)
+    else:
+        warnings.warn_explicit(
+            ResourceLeakWarning(text),
+            ResourceLeakWarning,
+            str(item.path),
+            (item.location[1] or 0) + 1,
+        )
 
 
 def _count(leaks: list[Leak]) -> str:
