@@ -61,8 +61,14 @@ class Checker:
         self._released.clear()
         selected = [k for k in kinds if k in self.probes and k not in self.disabled]
         last = self._last
-        before = {k: last[k] for k in selected if k in last and not self.probes[k].fresh_before}
-        before.update(self._snapshots(k for k in selected if k not in before))
+        before: dict[str, Any] = {}
+        for kind in selected:
+            if kind in last:
+                try:
+                    before[kind] = self.probes[kind].refresh(last[kind])
+                except Exception as exc:
+                    self._disable(kind, exc)
+        before.update(self._snapshots(k for k in selected if k not in last))
         return Window(tuple(k for k in selected if k in before), before)
 
     def finish(self, window: Window, grace: float) -> tuple[list[Leak], dict[str, Diff]]:

@@ -85,12 +85,14 @@ class Probe(ABC):
     """
 
     kind: ClassVar[str]
-    #: Take a new snapshot at the start of each test instead of reusing the previous test's
-    #: final one (for state pytest itself changes between tests).
-    fresh_before: ClassVar[bool] = False
 
     @abstractmethod
     def snapshot(self) -> Any: ...
+
+    def refresh(self, snap: Any) -> Any:
+        """The previous test's final snapshot as the next test's first: brought up to date
+        with what pytest itself changes between tests (nothing, for most kinds)."""
+        return snap
 
     def items(self, snap: Any) -> Items:
         result: Items = snap

@@ -50,7 +50,6 @@ def _environ_data() -> dict[Any, Any]:
 
 class EnvProbe(Probe):
     kind = "env"
-    fresh_before = True
 
     def __init__(self, ignore_env: Iterable[str] = ()) -> None:
         self._ignore_env = ALWAYS_IGNORED_ENV + tuple(ignore_env)
@@ -75,11 +74,9 @@ class EnvProbe(Probe):
 
     def items(self, snap: Any) -> Items:
         state: EnvState = snap
-        out: dict[Hashable, object] = {}
-        for raw_key, raw_value in state.environ.items():
-            key = os.environ.decodekey(raw_key)
-            if not any(fnmatch.fnmatchcase(key, pat) for pat in self._ignore_env):
-                out[("environ", key)] = os.environ.decodevalue(raw_value)
+        out: dict[Hashable, object] = {
+            ("environ", key): value for key, value in self._environ_items(state.environ).items()
+        }
         out[("cwd",)] = state.cwd
         out[("sys.path",)] = state.path
         for name, handler in zip(_SIGNAL_NAMES, state.signals, strict=True):
@@ -88,13 +85,47 @@ class EnvProbe(Probe):
         out[("warnings.filters",)] = state.filters
         return out
 
+    def refresh(self, snap: Any) -> Any:
+        # pytest applies each test's filterwarnings marks between tests; nothing else here
+        # changes between two windows (pytest-timeout's SIGALRM is ignored in the diff).
+        state: EnvState = snap
+        filters = tuple(warnings.filters)
+        return state if filters == state.filters else state._replace(filters=filters)
+
     def changed(self, before: Any, after: Any) -> dict[Hashable, tuple[object, object]]:
-        out = super().changed(before, after)
-        new = self.items(after)
-        for key, value in self.items(before).items():
-            if key not in new:
-                out[key] = (value, None)
+        """Added, changed and removed entries, expanding only the fields that differ."""
+        old: EnvState = before
+        new: EnvState = after
+        out: dict[Hashable, tuple[object, object]] = {}
+        if old.environ != new.environ:
+            was = self._environ_items(old.environ)
+            now = self._environ_items(new.environ)
+            for var in was.keys() | now.keys():
+                if was.get(var) != now.get(var):
+                    out[("environ", var)] = (was.get(var), now.get(var))
+        if old.signals != new.signals:
+            for name, was_handler, handler in zip(
+                _SIGNAL_NAMES, old.signals, new.signals, strict=True
+            ):
+                if was_handler != handler:
+                    out[("signal", name)] = (was_handler, handler)
+        for key, was_value, value in (
+            (("cwd",), old.cwd, new.cwd),
+            (("sys.path",), old.path, new.path),
+            (("logging.root.handlers",), old.handlers, new.handlers),
+            (("warnings.filters",), old.filters, new.filters),
+        ):
+            if was_value != value:
+                out[key] = (was_value, value)
         return out
+
+    def _environ_items(self, environ: dict[Any, Any]) -> dict[str, str]:
+        decoded = {os.environ.decodekey(k): os.environ.decodevalue(v) for k, v in environ.items()}
+        return {
+            k: v
+            for k, v in decoded.items()
+            if not any(fnmatch.fnmatchcase(k, pat) for pat in self._ignore_env)
+        }
 
     def ignored(self, key: Hashable, old: object, new: object) -> bool:
         # pytest-timeout (and friends) set SIGALRM around each test, outside our window.
