@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import islice
 from types import TracebackType
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, Self, TypeVar
 
 __all__ = [
     "BoundedQueue",
@@ -28,6 +28,27 @@ __all__ = [
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class _Closing:
+    """``with`` (and ``cleanup()``) for a buffer whose ``close()`` releases everything."""
+
+    def close(self) -> int:
+        raise NotImplementedError
+
+    def cleanup(self) -> int:
+        return self.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 class QueueClosedError(RuntimeError):
@@ -110,7 +131,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
 _Waiter = _ThreadWaiter | _TaskWaiter
 
 
-class BoundedQueue(Generic[T]):
+class BoundedQueue(_Closing, Generic[T]):
     """A FIFO queue of fixed capacity for threads and asyncio tasks alike.
 
     When full, ``put`` either drops the oldest item and counts it (``Overflow.DROP_OLDEST``,
@@ -213,19 +234,6 @@ class BoundedQueue(Generic[T]):
                     self._wake_one(self._getters)
                     self._wake_one(self._putters)
             return self._discarded
-
-    cleanup = close
-
-    def __enter__(self) -> BoundedQueue[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     async def __aenter__(self) -> BoundedQueue[T]:
         return self
@@ -362,7 +370,7 @@ class Replay(Generic[T]):
     missed: int
 
 
-class ReplayBuffer(Generic[T]):
+class ReplayBuffer(_Closing, Generic[T]):
     """The last ``capacity`` messages, each kept for at most ``ttl`` seconds (``None``:
     until pushed out), replayed from a cursor. Thread-safe.
 
@@ -460,19 +468,6 @@ class ReplayBuffer(Generic[T]):
                 self._discarded = len(self._entries)
                 self._entries.clear()
             return self._discarded
-
-    cleanup = close
-
-    def __enter__(self) -> ReplayBuffer[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _check_open(self, method: str) -> None:
         if self._discarded is not None:
