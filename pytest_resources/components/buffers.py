@@ -31,7 +31,14 @@ R = TypeVar("R")
 
 
 class _Closing:
-    """``with`` (and ``cleanup()``) for a buffer whose ``close()`` releases everything."""
+    """``with`` (and ``cleanup()``) for a buffer whose ``close()`` releases everything and
+    records in ``_discarded`` how much it dropped."""
+
+    _discarded: int | None
+
+    @property
+    def closed(self) -> bool:
+        return self._discarded is not None
 
     def close(self) -> int:
         raise NotImplementedError
@@ -171,10 +178,6 @@ class BoundedQueue(_Closing, Generic[T]):
     def dropped(self) -> int:
         """Items discarded to make room (``Overflow.DROP_OLDEST`` only)."""
         return self._dropped
-
-    @property
-    def closed(self) -> bool:
-        return self._discarded is not None
 
     @property
     def waiting(self) -> int:
@@ -409,10 +412,6 @@ class ReplayBuffer(_Closing, Generic[T]):
     def cursor(self) -> int:
         """The cursor of the newest message ever appended (``0`` before the first)."""
         return self._cursor
-
-    @property
-    def closed(self) -> bool:
-        return self._discarded is not None
 
     def __len__(self) -> int:
         """Messages kept now (expired ones are pruned first)."""
