@@ -77,8 +77,9 @@ class Kafka:
                 "broker",
                 "--listener-url", listener,
                 "--advertised-listener-url", listener,
-                "--storage-engine", "memory://tansu/",
-            )
+            ),
+            # In the environment, so a caller can put the topics elsewhere (an S3 server).
+            {"STORAGE_ENGINE": "memory://tansu/"},
         )  # fmt: skip
 
     def container(self, image: str, ports: Sequence[int]) -> Launch:

@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -34,13 +34,21 @@ REDIS_DURABLE = ("--appendonly", "yes", "--appendfsync", "always")
 class PrivateBroker:
     """One broker of ``kind`` that belongs to one test."""
 
-    def __init__(self, kind: str, data_dir: Path, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        kind: str,
+        data_dir: Path,
+        extra: tuple[str, ...] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.kind = KIND_SPECS[kind]
         ports = free_ports(self.kind.ports)
         self.url = self.kind.url(ports[0])
         self.data_dir = data_dir
         launch = self.kind.launch(self.kind.binary(), ports, str(data_dir))
-        self.launch: Launch = replace(launch, argv=launch.argv + extra)
+        self.launch: Launch = replace(
+            launch, argv=launch.argv + extra, env={**launch.env, **(env or {})}
+        )
         self.spawned: process.Spawned | None = None
 
     def start(self) -> None:
@@ -64,9 +72,15 @@ class PrivateBroker:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.spawned.pid, signal.SIGCONT)
 
-    async def restart(self) -> None:
-        """Stop the server and start it again on the same port, off the event loop."""
-        await asyncio.to_thread(self.stop)
+    def kill(self) -> None:
+        """SIGKILL the server: it gets no chance to save anything on its way out."""
+        assert self.spawned is not None
+        os.kill(self.spawned.pid, signal.SIGKILL)
+        self.stop()  # waits until it is gone
+
+    async def restart(self, *, kill: bool = False) -> None:
+        """Stop (or kill) the server and start it again on the same port, off the event loop."""
+        await asyncio.to_thread(self.kill if kill else self.stop)
         await asyncio.to_thread(self.start)
 
 
@@ -75,12 +89,12 @@ StartBroker = Callable[..., PrivateBroker]
 
 @pytest.fixture(name="private_broker")
 def private_broker_fixture(tmp_path: Path, pytestconfig: pytest.Config) -> Iterator[StartBroker]:
-    """Start brokers only this test uses: ``private_broker("redis", *extra_args)``."""
+    """Start brokers only this test uses: ``private_broker("redis", *extra_args, env={...})``."""
     started: list[PrivateBroker] = []
 
-    def start(kind: str, *extra: str) -> PrivateBroker:
+    def start(kind: str, *extra: str, env: Mapping[str, str] | None = None) -> PrivateBroker:
         try:
-            broker = PrivateBroker(kind, tmp_path / f"{kind}-{len(started)}", extra)
+            broker = PrivateBroker(kind, tmp_path / f"{kind}-{len(started)}", extra, env)
         except Unavailable as exc:
             broker_session(pytestconfig).unavailable(f"no local {kind} server: {exc}")
         started.append(broker)
