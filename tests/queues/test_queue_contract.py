@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 from queues.queue_helpers import Harness
@@ -14,11 +15,14 @@ from pytest_resources.components.queues import (
     MessageQueue,
     MessageQueueClosedError,
     QueueStats,
+    RedisMessageQueue,
     RetryPolicy,
 )
+from pytest_resources.components.queues.redis import _TAKE
 from pytest_resources.fixtures.queues import PARAMS
 
 BROKERS = [param for param in PARAMS if param.id != "memory"]
+REDIS = [param for param in PARAMS if param.id == "redis"]
 
 
 async def take(queue: MessageQueue, timeout: float = 10.0) -> Delivery:
@@ -256,3 +260,56 @@ async def test_close_hands_unsettled_deliveries_back(harness: Harness) -> None:
         again = await take(second)
         assert (again.id, again.redelivered) == (message_id, True)
         assert await second.ack(again)
+
+
+class _TakeReplyLost(RedisMessageQueue):
+    """Loses the reply of every receive script, as a connection that drops after the server
+    ran it does: the message is leased, and the receive fails."""
+
+    async def _run(self, script: Any, *args: str | int) -> Any:
+        reply = await super()._run(script, *args)
+        if script is _TAKE:
+            raise ConnectionError("reply lost")
+        return reply
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("message_queue_factory", REDIS, indirect=True)
+async def test_a_receive_that_lost_its_reply_hands_the_message_back_at_close(
+    harness: Harness,
+) -> None:
+    async with harness.queue() as queue:
+        message_id = await queue.enqueue("work")
+        assert harness.factory.url is not None
+        lossy = _TakeReplyLost(queue.name, harness.factory.url, clock=harness.clock, lease=10.0)
+        await lossy.start()
+        with pytest.raises(ConnectionError, match="reply lost"):
+            await lossy.receive(timeout=0)
+        assert (await queue.stats()).processing == 1  # leased to a delivery nobody has
+        assert await queue.receive(timeout=0) is None
+        assert (await lossy.close()).requeued == 1  # not left to its lease (the clock stands)
+        again = await take(queue)
+        assert (again.id, again.redelivered) == (message_id, True)
+        assert await queue.ack(again)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("message_queue_factory", REDIS, indirect=True)
+async def test_redis_scripts_are_loaded_again_when_the_server_lost_them(
+    harness: Harness,
+) -> None:
+    from redis.asyncio import Redis
+
+    async with harness.queue() as queue:
+        await queue.enqueue("before")
+        admin = Redis.from_url(str(harness.factory.url))
+        try:
+            await admin.script_flush()  # as a restarted server, or SCRIPT FLUSH
+        finally:
+            await admin.aclose()
+        await queue.enqueue("after")
+        for body in ("before", "after"):
+            delivery = await take(queue)
+            assert delivery.body == body
+            assert await queue.ack(delivery)
+        assert (await queue.stats()).completed == 2

@@ -1,6 +1,10 @@
 """``RedisMessageQueue``: Lua scripts move a message atomically from a priority ZSET to a lease
 ZSET on receive; expired leases are swept back; idle receivers block on a wake-up list.
 
+Each of enqueue, receive and settle is one EVALSHA round trip; the scripts keep the number of
+Redis calls inside them small (a message lives in one hash under three fields, and its lease
+token is part of the lease member, so checking and dropping a lease is a single ZREM).
+
 Needs redis-py (``pip install 'pytest-resource-guard[redis]'``), imported when the queue starts.
 """
 
@@ -8,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import itertools
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .base import (
@@ -23,97 +30,132 @@ from .base import (
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-    from redis.commands.core import AsyncScript
 
 __all__ = ["RedisMessageQueue"]
 
 #: Room for the sequence number below the priority in a ready score (exact in a double).
 _SEQ_BITS = 2**42
-#: Wake-up tokens kept for idle receivers; more would only wake them for nothing.
+#: Wake-up tokens kept for idle receivers; more would only wake them for nothing. Trimmed to
+#: half when the list outgrows it, so a burst of enqueues trims once per that many pushes.
 _WAKE_TOKENS = 64
 _BATCH = 100
-_KEYS = "ready delayed leases tokens scores msgs redelivered stats dead seq wake".split()  # noqa: SIM905
+_KEYS = "ready delayed leases msgs stats dead seq wake".split()  # noqa: SIM905
 
-# KEYS: ready, delayed, leases, tokens, scores, msgs, redelivered
-# ARGV: now_ms, lease_ms, token
-_TAKE = f"""
+# The message hash ``msgs`` keeps, per message id: ``id`` -> "priority|attempt|body",
+# ``s:id`` -> its ready score (to put it back in line after a delay, requeue or expired
+# lease) and ``r:id`` -> 1 while it is redelivered. A lease member is "id|token".
+
+
+def _wake(key: int) -> str:
+    """Lua that leaves a wake-up token in the list ``KEYS[key]``."""
+    return f"""if redis.call('LPUSH', KEYS[{key}], 1) > {_WAKE_TOKENS} then
+    redis.call('LTRIM', KEYS[{key}], 0, {_WAKE_TOKENS // 2 - 1})
+  end"""
+
+
+@dataclass(frozen=True, eq=False)
+class _Script:
+    """A Lua script and the names of the keys it takes, in order."""
+
+    source: str
+    keys: tuple[str, ...]
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha1(self.source.encode()).hexdigest()
+
+
+# ARGV: now_ms, lease_ms, token. Returns "redelivered|id|token|priority|attempt|body" (one
+# bulk string: cheaper to read than an array).
+_TAKE = _Script(
+    f"""
 local now = tonumber(ARGV[1])
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, {_BATCH})) do
   redis.call('ZREM', KEYS[2], id)
-  redis.call('ZADD', KEYS[1], redis.call('HGET', KEYS[5], id), id)
+  redis.call('ZADD', KEYS[1], redis.call('HGET', KEYS[4], 's:' .. id), id)
 end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, {_BATCH})) do
-  redis.call('ZREM', KEYS[3], id)
-  redis.call('HDEL', KEYS[4], id)
-  redis.call('SADD', KEYS[7], id)
-  redis.call('ZADD', KEYS[1], redis.call('HGET', KEYS[5], id), id)
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, {_BATCH})) do
+  redis.call('ZREM', KEYS[3], member)
+  local id = string.match(member, '^[^|]*')
+  redis.call('HSET', KEYS[4], 'r:' .. id, 1)
+  redis.call('ZADD', KEYS[1], redis.call('HGET', KEYS[4], 's:' .. id), id)
 end
 local popped = redis.call('ZPOPMIN', KEYS[1])
 if #popped == 0 then return false end
 local id = popped[1]
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), id)
-redis.call('HSET', KEYS[4], id, ARGV[3])
-return {{id, redis.call('HGET', KEYS[6], id), redis.call('SISMEMBER', KEYS[7], id)}}
-"""
+local member = id .. '|' .. ARGV[3]
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), member)
+local found = redis.call('HMGET', KEYS[4], id, 'r:' .. id)
+return (found[2] and '1|' or '0|') .. member .. '|' .. found[1]
+""",
+    ("ready", "delayed", "leases", "msgs"),
+)
 
-# KEYS: ready, delayed, scores, msgs, seq, wake
 # ARGV: id, message, rank (max_priority - priority), due_ms or ''
-_PUT = f"""
-local score = tonumber(ARGV[3]) * {_SEQ_BITS} + redis.call('INCR', KEYS[5])
-redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[3], ARGV[1], score)
+_PUT = _Script(
+    f"""
+local score = tonumber(ARGV[3]) * {_SEQ_BITS} + redis.call('INCR', KEYS[4])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2], 's:' .. ARGV[1], score)
 if ARGV[4] == '' then
   redis.call('ZADD', KEYS[1], score, ARGV[1])
-  redis.call('LPUSH', KEYS[6], 1)
-  redis.call('LTRIM', KEYS[6], 0, {_WAKE_TOKENS - 1})
+  {_wake(5)}
 else
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 end
-"""
+""",
+    ("ready", "delayed", "msgs", "seq", "wake"),
+)
 
-# KEYS: leases, tokens, ready, delayed, scores, msgs, redelivered, stats, dead, seq, wake
-# ARGV: id, token, how ('ack' | 'requeue' | 'retry' | 'dead'), seconds, message, rank, due_ms
-_SETTLE = f"""
-local id = ARGV[1]
-if redis.call('HGET', KEYS[2], id) ~= ARGV[2] then return 0 end
-redis.call('ZREM', KEYS[1], id)
-redis.call('HDEL', KEYS[2], id)
-local how = ARGV[3]
+# ARGV: lease member ("id|token"), seconds. The ZREM is the lease check: a lease that ran out
+# (or was taken over) is not there.
+_ACK = _Script(
+    """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+local id = string.match(ARGV[1], '^[^|]*')
+redis.call('HDEL', KEYS[2], id, 's:' .. id, 'r:' .. id)
+redis.call('HINCRBY', KEYS[3], 'completed', 1)
+redis.call('HINCRBYFLOAT', KEYS[3], 'processing_seconds', ARGV[2])
+return 1
+""",
+    ("leases", "msgs", "stats"),
+)
+
+# The other settlements. ARGV: lease member, how ('requeue' | 'retry' | 'dead'), message, rank,
+# due_ms.
+_SETTLE = _Script(
+    f"""
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+local id, how = string.match(ARGV[1], '^[^|]*'), ARGV[2]
 if how == 'requeue' then
-  redis.call('SADD', KEYS[7], id)
-  redis.call('ZADD', KEYS[3], redis.call('HGET', KEYS[5], id), id)
-  redis.call('LPUSH', KEYS[11], 1)
-  redis.call('LTRIM', KEYS[11], 0, {_WAKE_TOKENS - 1})
-  return 1
-end
-redis.call('SREM', KEYS[7], id)
-if how == 'retry' then
-  redis.call('HINCRBY', KEYS[8], 'failed', 1)
-  local score = tonumber(ARGV[6]) * {_SEQ_BITS} + redis.call('INCR', KEYS[10])
-  redis.call('HSET', KEYS[5], id, score)
-  redis.call('HSET', KEYS[6], id, ARGV[5])
-  redis.call('ZADD', KEYS[4], ARGV[7], id)
-  return 1
-end
-redis.call('HDEL', KEYS[5], id)
-redis.call('HDEL', KEYS[6], id)
-if how == 'ack' then
-  redis.call('HINCRBY', KEYS[8], 'completed', 1)
-  redis.call('HINCRBYFLOAT', KEYS[8], 'processing_seconds', ARGV[4])
+  redis.call('HSET', KEYS[4], 'r:' .. id, 1)
+  redis.call('ZADD', KEYS[2], redis.call('HGET', KEYS[4], 's:' .. id), id)
+  {_wake(8)}
+elseif how == 'retry' then
+  local score = tonumber(ARGV[4]) * {_SEQ_BITS} + redis.call('INCR', KEYS[7])
+  redis.call('HSET', KEYS[4], id, ARGV[3], 's:' .. id, score)
+  redis.call('HDEL', KEYS[4], 'r:' .. id)
+  redis.call('ZADD', KEYS[3], ARGV[5], id)
+  redis.call('HINCRBY', KEYS[5], 'failed', 1)
 else
-  redis.call('HINCRBY', KEYS[8], 'failed', 1)
-  redis.call('HINCRBY', KEYS[8], 'dead_lettered', 1)
-  redis.call('RPUSH', KEYS[9], id .. '|' .. ARGV[5])
+  redis.call('HDEL', KEYS[4], id, 's:' .. id, 'r:' .. id)
+  redis.call('HINCRBY', KEYS[5], 'failed', 1)
+  redis.call('HINCRBY', KEYS[5], 'dead_lettered', 1)
+  redis.call('RPUSH', KEYS[6], id .. '|' .. ARGV[3])
 end
 return 1
-"""
+""",
+    ("leases", "ready", "delayed", "msgs", "stats", "dead", "seq", "wake"),
+)
 
-# KEYS: leases, tokens; ARGV: id, token, expires_ms
-_EXTEND = """
-if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
+# ARGV: lease member, expires_ms
+_EXTEND = _Script(
+    """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
 return 1
-"""
+""",
+    ("leases",),
+)
 
 
 def _encode(envelope: Envelope) -> str:
@@ -158,26 +200,36 @@ class RedisMessageQueue(MessageQueue):
         self._connect_timeout = connect_timeout
         base = f"mq:{{{name}}}:"
         self._k = {part: base + part for part in _KEYS}
+        # Each script's SHA and keys, pre-encoded (redis-py passes bytes through): once, not
+        # per call.
+        self._calls = {
+            script: (script.sha, tuple(self._k[k].encode() for k in script.keys))
+            for script in (_PUT, _TAKE, _ACK, _SETTLE, _EXTEND)
+        }
+        # Lease tokens: unique per queue instance (random prefix) and per take (counter).
+        self._token_prefix = uuid.uuid4().hex[:16]
+        self._token_count = itertools.count()
         self._client: Redis | None = None
-        self._scripts: dict[str, AsyncScript] = {}
-        self._orphans: set[asyncio.Task[tuple[Delivery, Envelope] | None]] = set()
-
-    def _keys(self, names: str) -> list[str]:
-        return [self._k[n] for n in names.split()]
+        # Bounds the connections in use: a plain pool raises past max_connections, and
+        # BlockingConnectionPool costs more per command than the rest of redis-py together.
+        self._slots = asyncio.Semaphore(max_connections)
+        # Every command is bounded (BLPOP waits up to poll_interval on the server), by
+        # asyncio.timeout: redis-py's socket_timeout would cost a task per command (wait_for).
+        self._command_timeout = self.poll_interval + 5.0
+        # Tokens of takes that failed or were cancelled mid-script: they may hold a lease.
+        self._lost_tokens: set[str] = set()
 
     async def _connect(self) -> None:
         try:
-            from redis.asyncio import BlockingConnectionPool, Redis
+            from redis.asyncio import ConnectionPool, Redis
         except ImportError as exc:
             raise ImportError(
                 "RedisMessageQueue needs redis-py: pip install 'pytest-resource-guard[redis]'"
             ) from exc
-        pool = BlockingConnectionPool.from_url(
+        pool = ConnectionPool.from_url(
             self.url,
             max_connections=self._max_connections,
-            timeout=None,
-            # A waiting receiver blocks in BLPOP for up to poll_interval.
-            socket_timeout=self.poll_interval + 5.0,
+            socket_timeout=None,  # see _command_timeout
             socket_connect_timeout=self._connect_timeout,
             socket_keepalive=True,
             health_check_interval=30,
@@ -194,9 +246,25 @@ class RedisMessageQueue(MessageQueue):
         except Exception as exc:  # redis.ConnectionError and friends
             raise MessageQueueUnavailableError(f"{self!r}: Redis at {self.url}: {exc}") from exc
         await self._check_eviction()
-        for name, source in (("take", _TAKE), ("put", _PUT), ("settle", _SETTLE)):
-            self._scripts[name] = self._client.register_script(source)
-        self._scripts["extend"] = self._client.register_script(_EXTEND)
+        async with self._client.pipeline(transaction=False) as pipe:
+            for script in self._calls:
+                pipe.script_load(script.source)
+            await pipe.execute()
+
+    async def _run(self, script: _Script, *args: str | int) -> Any:
+        assert self._client is not None
+        sha, keys = self._calls[script]
+        async with self._slots, asyncio.timeout(self._command_timeout):
+            try:
+                return await self._client.evalsha(sha, len(keys), *keys, *args)
+            except Exception as exc:
+                from redis.exceptions import NoScriptError
+
+                if not isinstance(exc, NoScriptError):
+                    raise
+            # The server lost its script cache (restarted, SCRIPT FLUSH): load it, run again.
+            await self._client.script_load(script.source)
+            return await self._client.evalsha(sha, len(keys), *keys, *args)
 
     async def _check_eviction(self) -> None:
         assert self._client is not None
@@ -212,8 +280,6 @@ class RedisMessageQueue(MessageQueue):
                 )
 
     async def _disconnect(self) -> None:
-        if self._orphans:
-            await asyncio.wait(self._orphans)
         if self._client is not None:
             await self._client.aclose()
 
@@ -227,95 +293,76 @@ class RedisMessageQueue(MessageQueue):
 
     async def _put(self, envelope: Envelope, delay: float) -> None:
         due = str(_ms(self._clock() + delay)) if delay else ""
-        await self._scripts["put"](
-            keys=self._keys("ready delayed scores msgs seq wake"),
-            args=[envelope.id, _encode(envelope), self.max_priority - envelope.priority, due],
-        )
+        rank = self.max_priority - envelope.priority
+        await self._run(_PUT, envelope.id, _encode(envelope), rank, due)
 
     async def _take(self) -> tuple[Delivery, Envelope] | None:
-        # Shielded: a receiver cancelled while the script runs must not strand the message it
-        # took; it is adopted as unsettled, and handed back at close (or when the lease ends).
-        pop = asyncio.ensure_future(self._pop())
+        token = f"{self._token_prefix}{next(self._token_count):x}"
         try:
-            return await asyncio.shield(pop)
-        except asyncio.CancelledError:
-            self._orphans.add(pop)
-            pop.add_done_callback(self._adopt)
+            found = await self._run(_TAKE, self._now_ms(), _ms(self.lease), token)
+        except BaseException:
+            # The script may have run and leased a message to this token: close() hands it
+            # back (otherwise its lease runs out).
+            self._lost_tokens.add(token)
             raise
-
-    async def _pop(self) -> tuple[Delivery, Envelope] | None:
-        token = uuid.uuid4().hex
-        found = await self._scripts["take"](
-            keys=self._keys("ready delayed leases tokens scores msgs redelivered"),
-            args=[self._now_ms(), _ms(self.lease), token],
-        )
         if not found:
             return None
-        id_, stored, redelivered = found
-        return self._delivery(_decode(id_, stored), bool(redelivered), f"{id_}|{token}")
-
-    def _adopt(self, pop: asyncio.Task[tuple[Delivery, Envelope] | None]) -> None:
-        self._orphans.discard(pop)
-        if pop.cancelled() or pop.exception() is not None:
-            return
-        taken = pop.result()
-        if taken is not None:
-            self._unsettled[taken[0].token] = taken
+        redelivered, id_, token, priority, attempt, body = found.split("|", 5)
+        envelope = Envelope(id_, body, int(priority), int(attempt))
+        return self._delivery(envelope, redelivered == "1", f"{id_}|{token}")
 
     async def _wait(self, timeout: float) -> None:
         assert self._client is not None
-        await self._client.blpop([self._k["wake"]], timeout=max(timeout, 0.01))
+        async with self._slots, asyncio.timeout(self._command_timeout):
+            await self._client.blpop([self._k["wake"]], timeout=max(timeout, 0.01))
 
     async def _settle(
-        self,
-        delivery: Delivery,
-        how: str,
-        *,
-        seconds: float = 0.0,
-        envelope: Envelope | None = None,
-        due: float = 0.0,
+        self, lease: str, how: str, envelope: Envelope | None = None, due: float = 0.0
     ) -> bool:
-        id_, token = delivery.token.split("|")
+        """Give back, retry or dead-letter the message held by ``lease`` (a delivery's token)."""
         message = "" if envelope is None else _encode(envelope)
         rank = 0 if envelope is None else self.max_priority - envelope.priority
-        done = await self._scripts["settle"](
-            keys=self._keys(
-                "leases tokens ready delayed scores msgs redelivered stats dead seq wake"
-            ),
-            args=[id_, token, how, repr(seconds), message, rank, _ms(due)],
-        )
-        return bool(done)
+        return bool(await self._run(_SETTLE, lease, how, message, rank, _ms(due)))
 
     async def _ack(self, delivery: Delivery, envelope: Envelope, seconds: float) -> bool:
-        return await self._settle(delivery, "ack", seconds=seconds)
+        return bool(await self._run(_ACK, delivery.token, repr(seconds)))
 
     async def _requeue(self, delivery: Delivery, envelope: Envelope) -> bool:
-        return await self._settle(delivery, "requeue")
+        return await self._settle(delivery.token, "requeue")
 
     async def _retry(self, delivery: Delivery, envelope: Envelope, delay: float) -> bool:
         due = self._clock() + delay
-        return await self._settle(delivery, "retry", envelope=envelope.retried(), due=due)
+        return await self._settle(delivery.token, "retry", envelope.retried(), due)
 
     async def _dead_letter(self, delivery: Delivery, envelope: Envelope) -> bool:
-        return await self._settle(delivery, "dead", envelope=envelope)
+        return await self._settle(delivery.token, "dead", envelope)
 
     async def _extend(self, delivery: Delivery) -> bool:
-        id_, token = delivery.token.split("|")
-        done = await self._scripts["extend"](
-            keys=self._keys("leases tokens"), args=[id_, token, _ms(self._clock() + self.lease)]
-        )
+        done = await self._run(_EXTEND, delivery.token, _ms(self._clock() + self.lease))
         return bool(done)
 
     async def _release(self, unsettled: list[tuple[Delivery, Envelope]]) -> int:
-        if self._orphans:
-            await asyncio.wait(self._orphans)  # adopted into unsettled when they finish
-            unsettled = list(self._unsettled.values())
-        given_back = [await self._requeue(d, e) for d, e in unsettled]
+        leases = [delivery.token for delivery, _ in unsettled]
+        if self._lost_tokens:
+            leases += await self._leased_to(self._lost_tokens)
+        given_back = [await self._settle(lease, "requeue") for lease in leases]
         return sum(given_back)
+
+    async def _leased_to(self, tokens: set[str]) -> list[str]:
+        """The leases held by ``tokens``: one pass over every lease of the queue, only at a
+        close that follows a lost take."""
+        assert self._client is not None
+        async with self._slots, asyncio.timeout(self._command_timeout):
+            leases: list[Any] = await self._client.zrange(self._k["leases"], 0, -1)
+        return [lease for lease in leases if lease.partition("|")[2] in tokens]
 
     async def _stats(self) -> QueueStats:
         assert self._client is not None
-        async with self._client.pipeline(transaction=True) as pipe:
+        async with (
+            self._slots,
+            asyncio.timeout(self._command_timeout),
+            self._client.pipeline(transaction=True) as pipe,
+        ):
             pipe.zcard(self._k["ready"])
             pipe.zcard(self._k["delayed"])
             pipe.zcard(self._k["leases"])
@@ -334,7 +381,8 @@ class RedisMessageQueue(MessageQueue):
 
     async def _dead_letters(self, limit: int) -> list[DeadLetter]:
         assert self._client is not None
-        stored: list[Any] = await self._client.lrange(self._k["dead"], 0, limit - 1)
+        async with self._slots, asyncio.timeout(self._command_timeout):
+            stored: list[Any] = await self._client.lrange(self._k["dead"], 0, limit - 1)
         letters = []
         for entry in stored:
             id_, rest = entry.split("|", 1)
@@ -343,4 +391,5 @@ class RedisMessageQueue(MessageQueue):
 
     async def _destroy(self) -> None:
         assert self._client is not None
-        await self._client.delete(*self._k.values())
+        async with self._slots, asyncio.timeout(self._command_timeout):
+            await self._client.delete(*self._k.values())
