@@ -313,3 +313,31 @@ async def test_redis_scripts_are_loaded_again_when_the_server_lost_them(
             assert delivery.body == body
             assert await queue.ack(delivery)
         assert (await queue.stats()).completed == 2
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("message_queue_factory", REDIS, indirect=True)
+async def test_a_redis_command_that_gets_no_answer_fails_within_its_timeout(
+    harness: Harness,
+) -> None:
+    from redis.asyncio import Redis
+
+    url = str(harness.factory.url)
+    async with harness.queue() as queue:
+        await queue.enqueue("kept")
+        stuck = RedisMessageQueue(queue.name, url, poll_interval=0.05, command_timeout=0.3)
+        await stuck.start()
+        admin = Redis.from_url(url)
+        try:
+            await admin.client_pause(5000, all=False)  # scripts wait, as on a hung server
+            begin = time.monotonic()
+            with pytest.raises(TimeoutError, match="did not answer within"):
+                await stuck.receive(timeout=0)
+            assert time.monotonic() - begin < 2.0  # 0.35 s, not the 5 s pause
+        finally:
+            await admin.client_unpause()
+            await admin.aclose()
+        await stuck.close()
+        delivery = await take(queue)  # nothing lost: never taken, or handed back at close
+        assert delivery.body == "kept"
+        assert await queue.ack(delivery)
