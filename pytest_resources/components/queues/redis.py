@@ -109,15 +109,15 @@ end
     ("ready", "delayed", "msgs", "seq", "wake"),
 )
 
-# ARGV: lease member ("id|token"), seconds. The ZREM is the lease check: a lease that ran out
-# (or was taken over) is not there.
+# ARGV: lease member ("id|token"), processing microseconds (an integer sum stays exact). The
+# ZREM is the lease check: a lease that ran out (or was taken over) is not there.
 _ACK = _Script(
     """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 local id = string.match(ARGV[1], '^[^|]*')
 redis.call('HDEL', KEYS[2], id, 's:' .. id, 'r:' .. id)
 redis.call('HINCRBY', KEYS[3], 'completed', 1)
-redis.call('HINCRBYFLOAT', KEYS[3], 'processing_seconds', ARGV[2])
+redis.call('HINCRBY', KEYS[3], 'processing_us', ARGV[2])
 return 1
 """,
     ("leases", "msgs", "stats"),
@@ -182,11 +182,12 @@ class _Deadlines:
             self._timer = loop.call_at(deadline, self._expire, loop)
         return task
 
-    def end(self, task: asyncio.Task[Any]) -> bool:
-        """Whether the command of ``task`` ran out of time (and nothing else cancels it)."""
-        if self._running.pop(task, None) is not None:
-            return False
-        return task.uncancel() == 0
+    def end(self, task: asyncio.Task[Any]) -> None:
+        self._running.pop(task, None)
+
+    def timed_out(self, task: asyncio.Task[Any]) -> bool:
+        """Whether the cancellation ``task`` got is this timeout's (and no other's)."""
+        return task not in self._running and task.uncancel() == 0
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -227,6 +228,10 @@ class RedisMessageQueue(MessageQueue):
     and delays are computed on the consumers' ``clock`` (wall time by default): keep the
     machines' clocks in sync. Run Redis with ``maxmemory-policy noeviction``: an evicted key is
     a lost message; the queue logs a warning at start when the server says otherwise.
+
+    At most ``max_connections`` commands run at once (more wait for a connection), and each
+    gets ``command_timeout`` seconds (a waiting receiver's BLPOP that on top of
+    ``poll_interval``): a Redis that stops answering raises ``TimeoutError``.
     """
 
     backend = "redis"
@@ -303,18 +308,15 @@ class RedisMessageQueue(MessageQueue):
         async with self._slots:
             task = self._deadlines.begin()
             try:
-                result = await call()
+                return await call()
             except asyncio.CancelledError:
-                if self._deadlines.end(task):
+                if self._deadlines.timed_out(task):
                     raise TimeoutError(
                         f"{self!r}: Redis did not answer within {self._deadlines.timeout}s"
                     ) from None
                 raise
-            except BaseException:
+            finally:
                 self._deadlines.end(task)
-                raise
-            self._deadlines.end(task)
-            return result
 
     async def _run(self, script: _Script, *args: str | int) -> Any:
         return await self._bounded(lambda: self._evalsha(script, args))
@@ -394,7 +396,7 @@ class RedisMessageQueue(MessageQueue):
         return bool(await self._run(_SETTLE, lease, how, message, rank, _ms(due)))
 
     async def _ack(self, delivery: Delivery, envelope: Envelope, seconds: float) -> bool:
-        return bool(await self._run(_ACK, delivery.token, repr(seconds)))
+        return bool(await self._run(_ACK, delivery.token, round(seconds * 1_000_000)))
 
     async def _requeue(self, delivery: Delivery, envelope: Envelope) -> bool:
         return await self._settle(delivery.token, "requeue")
@@ -434,7 +436,7 @@ class RedisMessageQueue(MessageQueue):
             pipe.hgetall(self._k["stats"])
             ready, delayed, leased, counts = await self._bounded(pipe.execute)
         completed = int(counts.get("completed", 0))
-        seconds = float(counts.get("processing_seconds", 0.0))
+        seconds = int(counts.get("processing_us", 0)) / 1_000_000
         return QueueStats(
             pending=ready + delayed,
             processing=leased,
