@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections import Counter
 
+import aio_pika
 import pytest
 from publishers.publisher_brokers import (  # noqa: F401 (fixtures)
     StartBroker,
@@ -18,7 +19,9 @@ from pytest_resources.components.queues import (
     MessageQueueUnavailableError,
     QueueStats,
     RabbitMQMessageQueue,
+    RetryPolicy,
 )
+from pytest_resources.components.queues.base import Envelope
 
 pytestmark = pytest.mark.asyncio
 
@@ -127,3 +130,52 @@ async def test_close_while_the_broker_is_down_is_bounded(private_broker: StartBr
     assert result.duration_seconds < 5
     with pytest.raises(RuntimeError, match="closed"):
         await waiting
+
+
+class _DropsAfterRetryPublish(RabbitMQMessageQueue):
+    """Loses its connection right after a retry was published and confirmed, before the
+    failed attempt is acked (the robust connection then reconnects, as after a network cut)."""
+
+    async def _publish(self, envelope: Envelope, delay: float) -> None:
+        await super()._publish(envelope, delay)
+        if envelope.attempt > 1:
+            assert self._connection is not None
+            assert self._connection.transport is not None
+            await self._connection.transport.connection.close()
+
+
+async def test_a_connection_lost_between_retry_and_ack_runs_the_next_attempt_once(
+    private_broker: StartBroker,
+) -> None:
+    broker = private_broker("rabbitmq")
+    retry = RetryPolicy(max_attempts=3, backoff=0.2)
+    async with _DropsAfterRetryPublish(
+        "retry", broker.url, retry=retry, reconnect_interval=0.2, poll_interval=0.05
+    ) as queue:
+        message_id = await queue.enqueue("flaky")
+        first = await take(queue)
+        assert await queue.nack(first)  # attempt 2 is published; then the connection drops
+        # Attempt 1 comes back from the broker (its ack was lost) and is settled unseen.
+        second = await take(queue)
+        assert (second.id, second.attempt) == (message_id, 2)
+        assert await queue.ack(second)
+        assert await queue.receive(timeout=1.0) is None
+        stats = await queue.stats()
+        assert stats == QueueStats(0, 0, 1, 1, 0, stats.avg_processing_seconds)
+
+
+async def test_a_queue_deleted_under_its_consumer_is_declared_again(
+    private_broker: StartBroker,
+) -> None:
+    broker = private_broker("rabbitmq")
+    async with RabbitMQMessageQueue(
+        "deleted", broker.url, reconnect_interval=0.2, poll_interval=0.05
+    ) as queue:
+        await queue.enqueue(1)
+        assert await queue.ack(await take(queue))  # consuming now
+        connection = await aio_pika.connect(broker.url)
+        async with connection:
+            channel = await connection.channel()
+            await channel.queue_delete("deleted")  # the broker cancels the consumer
+        await queue.enqueue(2)
+        assert (await take(queue)).body == 2

@@ -13,7 +13,7 @@ import itertools
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .base import (
     Counters,
@@ -28,6 +28,7 @@ from .base import (
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+    from aiormq import Channel
     from aiormq.abc import AbstractChannel, DeliveredMessage
 
 __all__ = ["RabbitMQMessageQueue"]
@@ -112,7 +113,7 @@ class RabbitMQMessageQueue(MessageQueue):
         self._raw: AbstractChannel | None = None
         self._tiers: dict[int, _Tier] = {}
         self._consumer: asyncio.Task[None] | None = None
-        self._consuming: tuple[AbstractChannel, str] | None = None
+        self._consuming: tuple[Channel, str] | None = None
         # Broker RPCs run as tasks of their own: aiormq closes the channel when an RPC's
         # caller is cancelled mid-call, and with it every other consumer's deliveries.
         self._calls: set[asyncio.Future[Any]] = set()
@@ -249,13 +250,18 @@ class RabbitMQMessageQueue(MessageQueue):
                 raw = await self._ready(deadline)
                 target = self.name if not delay else await self._tier(raw, delay)
                 try:
-                    await raw.basic_publish(
+                    # mandatory: a queue deleted meanwhile returns the message, not drops it.
+                    confirm = await raw.basic_publish(
                         body,
                         routing_key=target,
                         properties=properties,
+                        mandatory=True,
                         timeout=max(0.0, deadline - asyncio.get_running_loop().time()),
                     )
-                    return
+                    if isinstance(confirm, Basic.Ack):
+                        return
+                    logger.warning("%r: queue %s was gone; declared again", self, target)
+                    await self._declare(raw, target)
                 except TimeoutError as exc:  # before OSError, its base class
                     raise MessageQueueUnavailableError(
                         f"{self!r}: RabbitMQ at {self.url} did not confirm within "
@@ -270,6 +276,12 @@ class RabbitMQMessageQueue(MessageQueue):
             self._publishing -= 1
             if not self._publishing:
                 self._published.set()
+
+    async def _declare(self, raw: AbstractChannel, queue: str) -> None:
+        if queue == self.name:
+            await self._call(raw.queue_declare(queue, durable=True, arguments=self._args()))
+        else:
+            await self._declare_tier(raw, int(queue.rsplit(".", 1)[1]))
 
     async def _tier(self, raw: AbstractChannel, delay: float) -> str:
         ms = max(1, round(delay * 1000))
@@ -300,7 +312,7 @@ class RabbitMQMessageQueue(MessageQueue):
     # --- consuming -------------------------------------------------------------------------
 
     async def _consume(self) -> None:
-        raw = await self._ready(float("inf"))
+        raw = cast("Channel", await self._ready(float("inf")))
         ok = await raw.basic_consume(self.name, self._on_message)
         assert ok.consumer_tag is not None
         self._consuming = (raw, ok.consumer_tag)
@@ -329,11 +341,14 @@ class RabbitMQMessageQueue(MessageQueue):
 
     async def _take(self) -> tuple[Delivery, Envelope] | None:
         consuming = self._consuming
-        if (consuming is None or consuming[0].is_closed) and (
-            self._consumer is None or self._consumer.done()
-        ):
-            # First receive, or the channel was restored: consume (again) in the background,
-            # so a receive never waits for the broker.
+        if (
+            consuming is None
+            or consuming[0].is_closed
+            or consuming[1] not in consuming[0].consumers
+        ) and (self._consumer is None or self._consumer.done()):
+            # First receive, the channel was lost or the broker cancelled the consumer (its
+            # queue was deleted): consume (again) in the background, so a receive never
+            # waits for the broker.
             self._consumer = consumer = asyncio.ensure_future(self._consume())
             self._calls.add(consumer)
             consumer.add_done_callback(self._consumed)
