@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from .probes.base import Leak, Probe
 from .probes.env import EnvProbe
 from .probes.events import EventCapture
 from .probes.fds import FdProbe
-from .probes.memory import MemoryFigures, MemoryMeter
 from .probes.processes import ProcessProbe
 from .probes.tasks import LoopRegistry, TaskProbe, pending_before_close
 from .probes.threads import ThreadProbe
 from .settings import Settings
 from .verdict import Checker, Window
+
+if TYPE_CHECKING:
+    from .probes.memory import MemoryFigures, MemoryMeter
 
 
 def build_probes(settings: Settings, loops: LoopRegistry) -> dict[str, Probe]:
@@ -37,7 +40,7 @@ class Guard:
         self.checker = Checker(build_probes(settings, self.loops))
         self.capture = EventCapture(self._event)
         self.window: Window | None = None
-        self.meter = MemoryMeter()
+        self._meter: MemoryMeter | None = None  # made on first use: memory is opt-in
         self._measuring = False
         #: The memory figures of the window closed last (None when it measured none).
         self.memory: MemoryFigures | None = None
@@ -60,18 +63,19 @@ class Guard:
     def open(self, kinds: tuple[str, ...], memory: bool = False) -> None:
         self.capture.open_window()
         self.window = self.checker.begin(kinds)
-        self.window.events.extend(leak for leak in self.between if leak.kind in kinds)
-        self.between.clear()
+        if self.between:
+            self.window.events.extend(leak for leak in self.between if leak.kind in kinds)
+            self.between.clear()
         self._measuring = memory
         if memory:
-            self.meter.begin()
+            self._memory_meter().begin()
 
     def close(self, grace: float, strict: bool) -> list[Leak]:
         window = self.window
         if window is None:
             return []
         # Read before our own verdict work (gc, snapshots) can move RSS.
-        self.memory = self.meter.end() if self._measuring else None
+        self.memory = self._memory_meter().end() if self._measuring else None
         try:
             # The window stays open while finishing: the gc pass can set off ResourceWarnings.
             leaks, diffs = self.checker.finish(window, grace)
@@ -81,6 +85,13 @@ class Guard:
             self.window = None
             self.capture.close_window()
         return leaks
+
+    def _memory_meter(self) -> MemoryMeter:
+        if self._meter is None:
+            from .probes.memory import MemoryMeter
+
+            self._meter = MemoryMeter()
+        return self._meter
 
     @contextmanager
     def scoped_fixture(self, owner: str) -> Iterator[None]:

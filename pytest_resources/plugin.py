@@ -4,26 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import pkgutil
 import warnings
 from collections.abc import Generator
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import fixtures, settings
+from . import settings
 from .brokers import options as broker_options
 from .errors import ResourceGuardWarning
 from .guard import Guard
+from .markers import marker_names
 from .probes.base import KINDS
 from .repeat import GROWTH_KEY, RepeatPlugin, memory_record, wants_repeat
 from .report import MEMORY_ATTR, REPORT_ATTR, Summary, deliver, message, record_text, records
 from .reporting import options as report_options
-from .reporting.session import Reporting
 from .verdict import judge, memory_leaks
 
+if TYPE_CHECKING:
+    from .reporting.session import Reporting
+
 RUN_SLOW = "--run-slow"
+#: The modules of ``pytest_resources.fixtures``, each registered as a plugin (listed rather
+#: than discovered: scanning the package costs every run; a test checks the list).
+FIXTURE_MODULES = (
+    "brokers",
+    "lifecycle",
+    "memory",
+    "processes",
+    "publishers",
+    "queues",
+    "snapshot",
+    "state",
+    "tasks",
+)
 
 MARKERS = (
     "resources(checks=..., skip=..., grace=..., strict=...): per-test leak-check settings; "
@@ -119,9 +134,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     config.pluginmanager.register(ResourcesPlugin(config), "resources-guard")
-    for info in pkgutil.iter_modules(fixtures.__path__):
-        module = importlib.import_module(f"{fixtures.__name__}.{info.name}")
-        config.pluginmanager.register(module, f"resources-fixtures-{info.name}")
+    for name in FIXTURE_MODULES:
+        module = importlib.import_module(f"{__package__}.fixtures.{name}")
+        config.pluginmanager.register(module, f"resources-fixtures-{name}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -131,7 +146,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason="slow test: pass --run-slow to run it")
     for item in items:
-        if "slow" in item.keywords and item.get_closest_marker("slow") is not None:
+        if "slow" in marker_names(item):
             item.add_marker(skip)
 
 
@@ -142,7 +157,11 @@ class ResourcesPlugin:
         self.settings = settings.from_config(config)
         self.guard = Guard(self.settings) if self.settings.enabled else None
         self.summary = Summary()
-        self.reporting = Reporting.create(config, self.settings)
+        self.reporting: Reporting | None = None
+        if self.settings.reports:
+            from .reporting.session import Reporting  # on use: most runs write no report
+
+            self.reporting = Reporting.create(config, self.settings)
         self._warned: set[str] = set()
         #: Leak records waiting for their test's teardown report, by nodeid.
         self._records: dict[str, list[dict[str, Any]]] = {}
@@ -211,13 +230,16 @@ class ResourcesPlugin:
         assert self.guard is not None
         window = self.guard.window
         leaks = self.guard.close(test.grace, test.strict)
-        self._warn_disabled()
+        if self.guard.disabled:
+            self._warn_disabled()
         figures, growth = self.guard.memory, item.stash.get(GROWTH_KEY, None)
         if figures is not None or growth is not None:
             self._memory[item.nodeid] = memory_record(figures, growth)
             leaks += memory_leaks(
                 figures, test.memory_limit, growth, self.settings.repeat_threshold
             )
+        if not leaks and test.allowed is None and self.reporting is None:
+            return  # the common case: nothing to judge, record or report
         judgement = judge(leaks, test.allowed)
         if self.reporting is not None:
             judgement = self.reporting.close(item.nodeid, judgement, self.guard.checker, window)
@@ -244,16 +266,15 @@ class ResourcesPlugin:
         guard = self.guard
         if guard is None:
             return (yield)
-        owner = _owner(fixturedef)
         if fixturedef.scope == "function" or guard.window is None:
             value = yield
         else:
-            with guard.scoped_fixture(owner):
+            with guard.scoped_fixture(_owner(fixturedef)):
                 value = yield
         if isinstance(value, asyncio.Runner):
             loop = value.get_loop()
             guard.watch_loop(loop)
-            loop_owner = "" if fixturedef.scope == "function" else owner
+            loop_owner = "" if fixturedef.scope == "function" else _owner(fixturedef)
             # Added after the runner fixture's own finalizer, so it runs before it.
             fixturedef.addfinalizer(partial(guard.before_loop_close, loop, loop_owner))
         return value

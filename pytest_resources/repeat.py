@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .probes.memory import Growth, MemoryFigures, measure_growth
+from .markers import marker_names
 from .settings import Settings, settings_of
 
-GROWTH_KEY = pytest.StashKey[Growth]()
+if TYPE_CHECKING:  # the memory module is imported only by runs that measure memory
+    from .probes.memory import Growth, MemoryFigures
+
+GROWTH_KEY = pytest.StashKey["Growth"]()
 
 
 def wants_repeat(settings: Settings, items: list[pytest.Item]) -> bool:
@@ -19,7 +22,7 @@ def wants_repeat(settings: Settings, items: list[pytest.Item]) -> bool:
     return any(
         "repeat" in marker.kwargs
         for item in items
-        if "resources" in item.keywords
+        if "resources" in marker_names(item)
         for marker in item.iter_markers("resources")
     )
 
@@ -35,6 +38,8 @@ class RepeatPlugin:
         result = yield
         test = settings_of(item)
         if test is not None and test.repeat:
+            from .probes.memory import measure_growth
+
             item.stash[GROWTH_KEY] = measure_growth(item.runtest, test.repeat, self.threshold)
         return result
 

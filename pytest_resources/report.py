@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -106,13 +105,13 @@ def record_text(record: Mapping[str, Any]) -> str:
     return f"{text} (allowed)" if record.get("allowed") else text
 
 
-@dataclass
 class Summary:
     """Collects leak records from teardown reports (local or from xdist workers)."""
 
-    tests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    outside: list[Leak] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.tests: dict[str, list[dict[str, Any]]] = {}
+        self.outside: list[Leak] = []
+        self.problems: list[str] = []
 
     def add(self, report: pytest.TestReport) -> None:
         found = getattr(report, REPORT_ATTR, None)

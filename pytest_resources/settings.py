@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from .markers import marker_names
 from .probes.base import DEFAULT_KINDS, KINDS
-from .probes.memory import parse_size
+from .sizes import parse_size
 
 DEFAULT_GRACE = 0.5
 DEFAULT_REPEAT_THRESHOLD = 1024
@@ -39,6 +40,11 @@ class Settings:
     trace: bool = False
     baseline: Path | None = None
     baseline_update: bool = False
+
+    @property
+    def reports(self) -> bool:
+        """Is a report, trace or baseline asked for?"""
+        return bool(self.report or self.html or self.trace or self.baseline)
 
     @cached_property
     def per_test(self) -> TestSettings:
@@ -199,15 +205,14 @@ RESOURCES_ARGS = ("checks", "skip", "grace", "strict", "memory_limit", "repeat")
 
 def for_item(settings: Settings, item: pytest.Item) -> TestSettings:
     """Apply the ``resources`` and ``allow_leaks`` markers; raise ValueError when malformed."""
-    # A keyword lookup is a few dict probes; get_closest_marker walks every node's marks.
-    keywords = item.keywords
-    if "resources" not in keywords and "allow_leaks" not in keywords:
+    names = marker_names(item)
+    if "resources" not in names and "allow_leaks" not in names:
         return settings.per_test
     result = settings.per_test
-    marker = item.get_closest_marker("resources") if "resources" in keywords else None
+    marker = item.get_closest_marker("resources") if "resources" in names else None
     if marker is not None:
         result = _apply_resources(result, marker.args, marker.kwargs)
-    allow = item.get_closest_marker("allow_leaks") if "allow_leaks" in keywords else None
+    allow = item.get_closest_marker("allow_leaks") if "allow_leaks" in names else None
     if allow is not None:
         unknown = set(allow.kwargs) - {"reason"}
         if unknown:

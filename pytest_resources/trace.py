@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import sysconfig
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterable
@@ -38,6 +37,8 @@ _RUNNER_DIRS = ("/_pytest/", "/pluggy/", "/pytest_asyncio/", "/xdist/", "/execne
 
 
 def _stdlib_dirs() -> tuple[str, ...]:
+    import sysconfig  # on use: only a traced run needs it
+
     paths = sysconfig.get_paths()
     return tuple({paths["stdlib"], paths["platstdlib"]})
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import trace
 from .probes.base import Leak, Probe
-from .probes.memory import Growth, MemoryFigures, format_size
+from .sizes import format_size
+
+if TYPE_CHECKING:
+    from .probes.memory import Growth, MemoryFigures
 
 FIRST_DELAY = 0.001
 MAX_DELAY = 0.1
@@ -22,17 +25,19 @@ MAX_DELAY = 0.1
 Diff = dict[Hashable, tuple[object, object]]
 
 
-@dataclass
 class Window:
     """What is known about one test (or block) while it runs."""
 
-    kinds: tuple[str, ...]
-    before: dict[str, Any]
-    events: list[Leak] = field(default_factory=list)
+    # A plain slotted class: one is made per test, and a dataclass costs more to create.
+    __slots__ = ("before", "events", "kinds")
+
+    def __init__(self, kinds: tuple[str, ...], before: dict[str, Any]) -> None:
+        self.kinds = kinds
+        self.before = before
+        self.events: list[Leak] = []
 
 
-@dataclass
-class Owned:
+class Owned(NamedTuple):
     """Things created by a fixture wider than a test, excluded from test verdicts."""
 
     owner: str
@@ -48,7 +53,15 @@ class Checker:
 
     def __init__(self, probes: Mapping[str, Probe]) -> None:
         self.probes = dict(probes)
+        #: Probes that bring a carried-over snapshot up to date (see Probe.refresh).
+        self._refreshing = [
+            (kind, probe)
+            for kind, probe in self.probes.items()
+            if type(probe).refresh is not Probe.refresh
+        ]
         self._last: dict[str, Any] = {}
+        #: The kinds of ``_last``, in window order.
+        self._last_kinds: tuple[str, ...] = ()
         self._owned: list[Owned] = []
         #: Owned identities whose owner ended in the current window: undoing them (a class
         #: fixture restoring an env var it set) is not a change the test made.
@@ -57,35 +70,54 @@ class Checker:
 
     # -- windows ---------------------------------------------------------------------------
 
-    def begin(self, kinds: Iterable[str]) -> Window:
-        self._released.clear()
-        selected = [k for k in kinds if k in self.probes and k not in self.disabled]
+    def begin(self, kinds: tuple[str, ...]) -> Window:
+        if self._released:
+            self._released.clear()
         last = self._last
-        before: dict[str, Any] = {}
-        for kind in selected:
-            if kind in last:
+        # The common case: the same kinds as the last window, whose snapshots carry over
+        # (disabled kinds never are in _last); only the probes that need it are refreshed.
+        if kinds == self._last_kinds:
+            before = last.copy()
+        else:
+            before = {kind: last[kind] for kind in kinds if kind in last}
+            if len(before) != len(kinds):
+                fresh = [k for k in kinds if k not in before and k in self.probes]
+                before.update(self._snapshots(fresh))
+        for kind, probe in self._refreshing:
+            if kind in before:
                 try:
-                    before[kind] = self.probes[kind].refresh(last[kind])
+                    before[kind] = probe.refresh(before[kind])
                 except Exception as exc:
                     self._disable(kind, exc)
-        before.update(self._snapshots(k for k in selected if k not in last))
-        return Window(tuple(k for k in selected if k in before), before)
+                    del before[kind]
+        if len(before) != len(kinds):
+            kinds = tuple(k for k in kinds if k in before)
+        return Window(kinds, before)
 
     def finish(self, window: Window, grace: float) -> tuple[list[Leak], dict[str, Diff]]:
         """Leaks of ``window`` and the raw diffs they came from (for cleanup)."""
-        after = self._snapshots(k for k in window.kinds if k not in self.disabled)
+        after = self._snapshots(window.kinds)
         diffs = self._settle(window.before, after, grace)
         leaks = list(window.events)
         for kind, diff in diffs.items():
             leaks.extend(self._describe(kind, diff))
-        self._last = {k: v for k, v in after.items() if k not in self.disabled}
+        disabled = self.disabled
+        if disabled:
+            after = {k: v for k, v in after.items() if k not in disabled}
+        self._last = after
+        self._last_kinds = window.kinds if len(after) == len(window.kinds) else tuple(after)
         return leaks, diffs
 
     def cleanup(self, window: Window, diffs: Mapping[str, Diff]) -> None:
         """Undo what leaked where a probe can do so safely, then re-snapshot."""
         for kind, diff in diffs.items():
             self._guarded(kind, self.probes[kind].cleanup, list(diff), window.before[kind])
-            self._last[kind] = self._safe_snapshot(kind)
+            snap = self._safe_snapshot(kind)
+            if kind in self.disabled:
+                self._last.pop(kind, None)
+                self._last_kinds = tuple(self._last)
+            else:
+                self._last[kind] = snap
 
     def close(self) -> None:
         for probe in self.probes.values():
@@ -98,12 +130,13 @@ class Checker:
 
     def forget(self) -> None:
         """Drop the reusable snapshot (the next window starts from a fresh one)."""
-        self._last.clear()
+        self._last = {}
+        self._last_kinds = ()
 
     # -- scope ownership -------------------------------------------------------------------
 
     def snapshot_all(self) -> dict[str, Any]:
-        return self._snapshots(kind for kind in self.probes if kind not in self.disabled)
+        return self._snapshots(self.probes)
 
     def own(self, owner: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
         """Attribute what appeared between ``before`` and ``after`` to ``owner``."""
@@ -154,9 +187,14 @@ class Checker:
     def _settle(
         self, before: Mapping[str, Any], after: dict[str, Any], grace: float
     ) -> dict[str, Diff]:
-        diffs = {k: d for k, snap in after.items() if (d := self._diff(k, before[k], snap))}
+        diffs: dict[str, Diff] = {}
+        for kind, snap in after.items():
+            old = before[kind]
+            # The clean path: the same snapshot object, or an equal one.
+            if snap is not old and snap != old and (diff := self._diff(kind, old, snap)):
+                diffs[kind] = diff
         if not diffs:
-            return {}
+            return diffs
         gc.collect()
         deadline = time.monotonic() + grace
         delay = FIRST_DELAY
@@ -218,7 +256,10 @@ class Checker:
     def _snapshots(self, kinds: Iterable[str]) -> dict[str, Any]:
         # The hot path of every test: _guarded's work, without a call per kind.
         out: dict[str, Any] = {}
+        disabled = self.disabled
         for kind in kinds:
+            if kind in disabled:
+                continue
             try:
                 out[kind] = self.probes[kind].snapshot()
             except Exception as exc:
@@ -243,8 +284,7 @@ def _with_owner(leak: Leak, owner: str) -> Leak:
     return replace(leak, owner=owner)
 
 
-@dataclass(frozen=True)
-class Judgement:
+class Judgement(NamedTuple):
     """Leaks sorted by what they mean for the test."""
 
     failing: list[Leak]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pkgutil
 import subprocess
 import sys
 
@@ -25,8 +26,18 @@ def test_loading_the_plugin_and_its_fixtures_imports_no_component_or_broker_prov
         "import pytest_resources.plugin, pytest_resources.fixtures as f\n"
         "for m in pkgutil.iter_modules(f.__path__):\n"
         "    importlib.import_module(f'{f.__name__}.{m.name}')\n"
-        "heavy = ('.components', 'brokers.chain', 'tracemalloc', 'psutil')\n"
+        "heavy = ('.components', 'brokers.chain', 'tracemalloc', 'psutil', 'probes.memory',\n"
+        "         'reporting.session', 'sysconfig')\n"
         "print(sorted(m for m in sys.modules if any(h in m for h in heavy)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_plugin_registers_every_fixture_module() -> None:
+    from pytest_resources import fixtures
+    from pytest_resources.plugin import FIXTURE_MODULES
+
+    assert sorted(FIXTURE_MODULES) == sorted(
+        m.name for m in pkgutil.iter_modules(fixtures.__path__)
+    )

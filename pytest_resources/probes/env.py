@@ -6,6 +6,7 @@ from __future__ import annotations
 import _signal  # type: ignore[import-not-found]
 import contextlib
 import fnmatch
+import functools
 import logging
 import os
 import signal
@@ -30,7 +31,10 @@ def _signal_name(number: int) -> str:
         return f"SIG{number}"
 
 
-_SIGNAL_NAMES = tuple(_signal_name(s) for s in _SIGNALS)
+@functools.cache
+def _signal_names() -> tuple[str, ...]:
+    # On first use: the enum lookups cost every start-up, and only a changed handler needs them.
+    return tuple(_signal_name(s) for s in _SIGNALS)
 
 
 class EnvState(NamedTuple):
@@ -79,7 +83,7 @@ class EnvProbe(Probe):
         }
         out[("cwd",)] = state.cwd
         out[("sys.path",)] = state.path
-        for name, handler in zip(_SIGNAL_NAMES, state.signals, strict=True):
+        for name, handler in zip(_signal_names(), state.signals, strict=True):
             out[("signal", name)] = handler
         out[("logging.root.handlers",)] = state.handlers
         out[("warnings.filters",)] = state.filters
@@ -105,7 +109,7 @@ class EnvProbe(Probe):
                     out[("environ", var)] = (was.get(var), now.get(var))
         if old.signals != new.signals:
             for name, was_handler, handler in zip(
-                _SIGNAL_NAMES, old.signals, new.signals, strict=True
+                _signal_names(), old.signals, new.signals, strict=True
             ):
                 if was_handler != handler:
                     out[("signal", name)] = (was_handler, handler)
@@ -189,7 +193,7 @@ def _restore(key: tuple[Any, ...], state: EnvState) -> None:
     elif what == "sys.path":
         sys.path[:] = state.path
     elif what == "signal":
-        index = _SIGNAL_NAMES.index(key[1])
+        index = _signal_names().index(key[1])
         handler = state.signals[index]
         if handler is not None:
             signal.signal(_SIGNALS[index], handler)  # type: ignore[arg-type]

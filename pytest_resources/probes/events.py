@@ -77,15 +77,15 @@ class EventCapture:
     def open_window(self) -> None:
         """Capture warnings from now on, without changing what pytest records."""
         self._prev_show = warnings._showwarnmsg_impl  # type: ignore[attr-defined]
-        self._swapped = _swap_filter(DEFAULT_IGNORE, CAPTURE)
         warnings._showwarnmsg_impl = self._show  # type: ignore[attr-defined]
+        self._swapped = _swap_filter(DEFAULT_IGNORE, CAPTURE)
 
     def close_window(self) -> None:
         if warnings._showwarnmsg_impl == self._show:  # type: ignore[attr-defined]
             warnings._showwarnmsg_impl = self._prev_show  # type: ignore[attr-defined]
         if self._swapped:
-            _swap_filter(CAPTURE, DEFAULT_IGNORE)
             self._swapped = False
+            _swap_filter(CAPTURE, DEFAULT_IGNORE)
 
     def _show(self, msg: warnings.WarningMessage) -> None:
         leak = warning_leak(msg.category, str(msg.message))
@@ -99,12 +99,14 @@ class EventCapture:
 def _swap_filter(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
     """Replace the last filter equal to ``old`` by ``new`` (the default filters come last)."""
     filters = warnings.filters
-    for index in range(len(filters) - 1, -1, -1):
-        if filters[index] == old:
-            filters[index] = new  # type: ignore[index]
-            warnings._filters_mutated()  # type: ignore[attr-defined]
-            return True
-    return False
+    index = len(filters) - 1
+    if index < 0 or filters[index] != old:  # Python's default list ends with it: seldom taken
+        index = next((i for i in range(index, -1, -1) if filters[i] == old), -1)
+        if index < 0:
+            return False
+    filters[index] = new  # type: ignore[index]
+    warnings._filters_mutated()  # type: ignore[attr-defined]
+    return True
 
 
 def _hidden_by_default(msg: warnings.WarningMessage) -> bool:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
+import select
 import socket
 import sys
 from collections.abc import Hashable, Iterable
-from fcntl import F_GETFD, fcntl
 from typing import Any
 
 from .base import Leak, Probe
@@ -42,8 +42,9 @@ class FdProbe(Probe):
     tracked by number only.
 
     Where the kernel reports the number of open descriptors as the size of ``/proc/self/fd``
-    (Linux 6.2+), a snapshot first checks that count and that every descriptor of the last
-    snapshot is still the same one; only a difference pays for listing the directory."""
+    (Linux 6.2+), a snapshot first checks that count, that every descriptor of the last
+    snapshot is still open (one ``poll()`` for all of them) and that those tracked by identity
+    are still the same file; only a difference pays for listing the directory."""
 
     kind = "fds"
 
@@ -55,18 +56,22 @@ class FdProbe(Probe):
         self._session_fds = frozenset(fd for fd in open_fds() if _is_open(fd))
         self._ignore_targets = tuple(ignore_targets)
         self._last: dict[int, tuple[int, int] | None] = {}
+        #: The last snapshot's descriptors, for one liveness check, and those with an identity.
+        self._poll = select.poll()
+        self._identified: list[tuple[int, tuple[int, int]]] = []
         self._counted = isinstance(self._dir, int) and self._count() == len(self._list())
 
     def _count(self) -> int:
         return os.fstat(self._dir).st_size if isinstance(self._dir, int) else -1
 
-    def _still(self, last: dict[int, tuple[int, int] | None]) -> bool:
-        """Is every descriptor of ``last`` still open, and still the same file?"""
+    def _still(self) -> bool:
+        """Is every descriptor of the last snapshot still open, and still the same file?"""
+        # Registered with no events, poll() reports only closed (POLLNVAL), hung-up or failed
+        # descriptors: one system call instead of one per descriptor.
+        if any(event & select.POLLNVAL for _fd, event in self._poll.poll(0)):
+            return False
         try:
-            for fd, ident in last.items():
-                if ident is None:
-                    fcntl(fd, F_GETFD)  # open? (cheaper than building a stat result)
-                    continue
+            for fd, ident in self._identified:
                 st = os.fstat(fd)
                 if (st.st_dev, st.st_ino) != ident:
                     return False
@@ -85,10 +90,14 @@ class FdProbe(Probe):
     def snapshot(self) -> dict[int, tuple[int, int] | None]:
         last = self._last
         # Same count and every known descriptor unchanged: the set of open ones is the same.
-        if self._counted and last and self._count() == len(last) and self._still(last):
+        if self._counted and last and self._count() == len(last) and self._still():
             return last
-        self._last = self._list()
-        return self._last
+        self._last = listing = self._list()
+        self._poll = select.poll()
+        for fd in listing:
+            self._poll.register(fd, 0)
+        self._identified = [(fd, ident) for fd, ident in listing.items() if ident is not None]
+        return listing
 
     def _list(self) -> dict[int, tuple[int, int] | None]:
         out: dict[int, tuple[int, int] | None] = {}

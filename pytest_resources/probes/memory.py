@@ -8,53 +8,23 @@ from __future__ import annotations
 
 import gc
 import os
-import re
 import resource
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..sizes import format_size
+
 if TYPE_CHECKING:
     import tracemalloc
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_UNITS = {
-    "B": 1,
-    "KB": 1000,
-    "MB": 1000**2,
-    "GB": 1000**3,
-    "KIB": 1024,
-    "MIB": 1024**2,
-    "GIB": 1024**3,
-}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*$")
 TOP_SITES = 5
 # ru_maxrss is in KiB on Linux, the only place the peak can be reset.
 MAXRSS_UNIT = 1024
 #: How far ru_maxrss may read above the RSS just after a reset (pages touched meanwhile).
 RESET_SLACK = 1 << 20
-
-
-def parse_size(value: object, name: str) -> int:
-    """``"64MB"``, ``"1.5 GiB"`` or an int of bytes; anything else is a one-line error."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    match = _SIZE.match(value) if isinstance(value, str) else None
-    unit = match.group(2).upper() if match else ""
-    if match is None or unit not in _UNITS:
-        raise ValueError(
-            f"{name}: expected a size like 64MB or 512KiB (units: KB, MB, GB, KiB, MiB, GiB), "
-            f"got {value!r}"
-        )
-    return int(float(match.group(1)) * _UNITS[unit])
-
-
-def format_size(size: float) -> str:
-    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if abs(size) >= factor:
-            return f"{size / factor:.1f} {unit}"
-    return f"{size:.0f} B"
 
 
 @dataclass(frozen=True)

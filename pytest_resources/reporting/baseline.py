@@ -10,7 +10,6 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +84,7 @@ class Baseline:
         did not reach says nothing about a fix.
         """
         if self.update:
-            return replace(judgement, failing=[], known=tuple(judgement.failing))
+            return judgement._replace(failing=[], known=tuple(judgement.failing))
         expected = self.known.get(nodeid)
         if not expected:
             return judgement
@@ -104,7 +103,7 @@ class Baseline:
             for (kind, sig), count in sorted(budget.items())
             if count > 0 and kind in checked and complete
         )
-        return replace(judgement, failing=failing, known=tuple(known), fixed=fixed)
+        return judgement._replace(failing=failing, known=tuple(known), fixed=fixed)
 
 
 def updated(old: Known, ran: Mapping[str, Iterable[Mapping[str, Any]]], rootpath: Path) -> Known:

@@ -41,8 +41,7 @@ class Reporting:
 
     @classmethod
     def create(cls, config: pytest.Config, settings: Settings) -> Reporting | None:
-        s = settings
-        if s.report or s.html or s.trace or s.baseline:
+        if settings.reports:
             try:
                 return cls(config, settings)
             except ValueError as exc:
