@@ -8,6 +8,7 @@ import contextlib
 import fnmatch
 import functools
 import logging
+import operator
 import os
 import signal
 import sys
@@ -58,6 +59,7 @@ class EnvProbe(Probe):
     def __init__(self, ignore_env: Iterable[str] = ()) -> None:
         self._ignore_env = ALWAYS_IGNORED_ENV + tuple(ignore_env)
         self._encoded_ignores = [os.environ.encodekey(k) for k in ALWAYS_IGNORED_ENV]
+        self._previous: EnvState | None = None
 
     def snapshot(self) -> EnvState:
         environ = _environ_data()
@@ -67,7 +69,7 @@ class EnvProbe(Probe):
             cwd = os.getcwd()
         except OSError:  # the directory was removed under us
             cwd = "<deleted>"
-        return EnvState(
+        state = (
             environ,
             cwd,
             tuple(sys.path),
@@ -75,6 +77,11 @@ class EnvProbe(Probe):
             tuple(logging.root.handlers),
             tuple(warnings.filters),
         )
+        # Unchanged (most tests): the same object again, so comparing it is an identity check.
+        previous = self._previous
+        if previous is None or not operator.eq(previous, state):  # eq(): no type narrowing
+            self._previous = previous = EnvState._make(state)
+        return previous
 
     def items(self, snap: Any) -> Items:
         state: EnvState = snap

@@ -38,8 +38,8 @@ def target(fd: int) -> str:
 
 class FdProbe(Probe):
     """Identity is (device, inode): closing one file and opening another on the same number
-    is a leak. Descriptors open when the session started (stdio, pytest's capture) are
-    tracked by number only.
+    is a leak. Descriptors already open at the first snapshot (stdio, pytest's capture, what
+    plugins open while the session starts) are tracked by number only.
 
     Where the kernel reports the number of open descriptors as the size of ``/proc/self/fd``
     (Linux 6.2+), a snapshot first checks that count, that every descriptor of the last
@@ -53,13 +53,13 @@ class FdProbe(Probe):
         self._dir: int | str = FD_DIR
         with contextlib.suppress(OSError):
             self._dir = os.open(FD_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        self._session_fds = frozenset(fd for fd in open_fds() if _is_open(fd))
+        self._session_fds: frozenset[int] | None = None  # set by the first listing
         self._ignore_targets = tuple(ignore_targets)
         self._last: dict[int, tuple[int, int] | None] = {}
         #: The last snapshot's descriptors, for one liveness check, and those with an identity.
         self._poll = select.poll()
         self._identified: list[tuple[int, tuple[int, int]]] = []
-        self._counted = isinstance(self._dir, int) and self._count() == len(self._list())
+        self._counted = isinstance(self._dir, int) and self._count() == len(self._open())
 
     def _count(self) -> int:
         return os.fstat(self._dir).st_size if isinstance(self._dir, int) else -1
@@ -99,9 +99,14 @@ class FdProbe(Probe):
         self._identified = [(fd, ident) for fd, ident in listing.items() if ident is not None]
         return listing
 
+    def _open(self) -> list[int]:
+        return [fd for fd in open_fds(self._dir) if _is_open(fd)]
+
     def _list(self) -> dict[int, tuple[int, int] | None]:
         out: dict[int, tuple[int, int] | None] = {}
         session = self._session_fds
+        if session is None:
+            self._session_fds = session = frozenset(self._open())
         for fd in open_fds(self._dir):
             if fd in session:
                 out[fd] = None
