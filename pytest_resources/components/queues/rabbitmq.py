@@ -90,7 +90,7 @@ class RabbitMQMessageQueue(MessageQueue):
         name: str,
         url: str = "amqp://guest:guest@127.0.0.1:5672/",
         *,
-        prefetch: int = 64,
+        prefetch: int = 16,
         connect_timeout: float = 10.0,
         publish_timeout: float = 30.0,
         reconnect_interval: float = 1.0,
@@ -256,6 +256,7 @@ class RabbitMQMessageQueue(MessageQueue):
                         routing_key=target,
                         properties=properties,
                         mandatory=True,
+                        wait=False,  # the confirm is what counts, not the socket flush
                         timeout=max(0.0, deadline - asyncio.get_running_loop().time()),
                     )
                     if isinstance(confirm, Basic.Ack):
