@@ -169,12 +169,15 @@ class ResourcesPlugin:
         self._memory: dict[str, dict[str, Any]] = {}
         #: Tests whose setup or call failed: their leaks are context, not a second error.
         self._failed: set[str] = set()
+        #: Whether any test's body is repeated for memory growth (see repeat.py).
+        self._repeating = False
 
     def pytest_collection_modifyitems(
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
         # Repeating needs a call-phase wrapper; only runs that ask for it pay for one.
         if self.guard is not None and wants_repeat(self.settings, items):
+            self._repeating = True
             config.pluginmanager.register(
                 RepeatPlugin(self.settings.repeat_threshold), "resources-repeat"
             )
@@ -232,7 +235,8 @@ class ResourcesPlugin:
         leaks = self.guard.close(test.grace, test.strict)
         if self.guard.disabled:
             self._warn_disabled()
-        figures, growth = self.guard.memory, item.stash.get(GROWTH_KEY, None)
+        figures = self.guard.memory
+        growth = item.stash.get(GROWTH_KEY, None) if self._repeating else None
         if figures is not None or growth is not None:
             self._memory[item.nodeid] = memory_record(figures, growth)
             leaks += memory_leaks(
