@@ -77,7 +77,9 @@ class RabbitMQMessageQueue(MessageQueue):
     consumes again. Meanwhile ``enqueue`` (and ``stats``…) wait for it, up to
     ``publish_timeout``, then raise ``MessageQueueUnavailableError``; ``receive`` waits like
     on an empty queue. Deliveries received before the loss are settled by nobody: the broker
-    hands their messages out again, and ``ack``/``nack`` of such a delivery return False.
+    hands their messages out again, and ``ack``/``nack`` of such a delivery return False. A
+    message this queue settled that comes back (its ack was lost with the connection) is
+    settled again, unseen and uncounted; the last 10,000 settled messages are remembered.
 
     Stats: ``pending`` is the broker's count (main queue and this queue's delay tiers) plus the
     local buffer; the other counters are this instance's.
@@ -110,7 +112,7 @@ class RabbitMQMessageQueue(MessageQueue):
         self._channel: AbstractRobustChannel | None = None
         # The channel under the robust one (a new one after each reconnect): the hot path
         # publishes, consumes and acks on it directly.
-        self._raw: AbstractChannel | None = None
+        self._raw: Channel | None = None
         self._tiers: dict[int, _Tier] = {}
         self._consumer: asyncio.Task[None] | None = None
         self._consuming: tuple[Channel, str] | None = None
@@ -158,12 +160,12 @@ class RabbitMQMessageQueue(MessageQueue):
         dead = await channel.declare_queue(f"{self.name}.dead", durable=True)
         await dead.bind(dlx)
         await channel.declare_queue(self.name, durable=True, arguments=self._args())
-        self._raw = await channel.get_underlay_channel()
+        self._raw = cast("Channel", await channel.get_underlay_channel())
 
     def _args(self) -> dict[str, Any]:
         return {"x-max-priority": self.max_priority, "x-dead-letter-exchange": f"{self.name}.dlx"}
 
-    async def _ready(self, deadline: float) -> AbstractChannel:
+    async def _ready(self, deadline: float) -> Channel:
         """The open channel, waiting (until ``deadline``, on the loop's clock) while the
         robust connection restores it."""
         raw = self._raw
@@ -176,7 +178,7 @@ class RabbitMQMessageQueue(MessageQueue):
                 while raw is None or raw.is_closed:
                     # In a task close() cancels: a close does not wait for the broker.
                     await self._interruptible(channel.ready())
-                    raw = await channel.get_underlay_channel()
+                    raw = cast("Channel", await channel.get_underlay_channel())
         except TimeoutError as exc:
             raise MessageQueueUnavailableError(
                 f"{self!r}: RabbitMQ at {self.url} is unreachable (reconnecting)"
@@ -313,7 +315,7 @@ class RabbitMQMessageQueue(MessageQueue):
     # --- consuming -------------------------------------------------------------------------
 
     async def _consume(self) -> None:
-        raw = cast("Channel", await self._ready(float("inf")))
+        raw = await self._ready(float("inf"))
         ok = await raw.basic_consume(self.name, self._on_message)
         assert ok.consumer_tag is not None
         self._consuming = (raw, ok.consumer_tag)
