@@ -16,7 +16,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .queues.base import Delivery, MessageQueue, MessageQueueClosedError, QueueStats
+from .queues.base import (
+    Delivery,
+    MessageQueue,
+    MessageQueueClosedError,
+    MessageQueueUnavailableError,
+    QueueStats,
+)
 from .tasks import BackgroundTaskManager, ShutdownStats
 
 __all__ = [
@@ -34,6 +40,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
+#: Seconds between a worker's attempts to receive while the queue's broker is unavailable.
+OUTAGE_RETRY = 0.5
 
 
 class TaskPoolClosedError(RuntimeError):
@@ -206,6 +214,7 @@ class TaskManager:
         self._running_tasks = 0
         self._started = False
         self._stopping = False
+        self._unavailable = False  # the broker is away (logged once per outage)
         self._shutdown: asyncio.Task[ShutdownStats] | None = None
 
     def __repr__(self) -> str:
@@ -293,10 +302,28 @@ class TaskManager:
                 delivery = await self.queue.receive()
             except MessageQueueClosedError:
                 return
+            except MessageQueueUnavailableError as exc:
+                await self._outage(exc)  # still idle: nothing is held while waiting it out
+                continue
             finally:
                 self._idle.discard(me)
-            if delivery is not None:
-                await self._run(delivery)
+            if self._unavailable:
+                self._unavailable = False
+                logger.warning("%r: the queue's broker answers again", self)
+            try:
+                if delivery is not None:
+                    await self._run(delivery)
+            except MessageQueueUnavailableError as exc:
+                # Its ack or nack did not reach the broker: the message comes back (at least
+                # once), so the worker goes on rather than dying with the connection.
+                await self._outage(exc)
+
+    async def _outage(self, exc: MessageQueueUnavailableError) -> None:
+        """The broker is away: say so once, then retry every ``OUTAGE_RETRY`` seconds."""
+        if not self._unavailable:
+            self._unavailable = True
+            logger.warning("%r: %s; workers retry every %ss", self, exc, OUTAGE_RETRY)
+        await asyncio.sleep(OUTAGE_RETRY)
 
     async def _run(self, delivery: Delivery) -> None:
         body = delivery.body

@@ -231,7 +231,8 @@ class RedisMessageQueue(MessageQueue):
 
     At most ``max_connections`` commands run at once (more wait for a connection), and each
     gets ``command_timeout`` seconds (a waiting receiver's BLPOP that on top of
-    ``poll_interval``): a Redis that stops answering raises ``TimeoutError``.
+    ``poll_interval``): a Redis that stops answering, or a lost connection, raises
+    ``MessageQueueUnavailableError``.
     """
 
     backend = "redis"
@@ -268,11 +269,14 @@ class RedisMessageQueue(MessageQueue):
         # Every command is bounded (BLPOP on top of its poll_interval wait), by _Deadlines:
         # redis-py's socket_timeout costs a task per command (wait_for) and a timer per read.
         self._deadlines = _Deadlines(self.poll_interval + command_timeout)
+        #: The client's errors for a lost or refused connection (known once it is imported).
+        self._lost: tuple[type[BaseException], ...] = (OSError,)
         # Tokens of takes that failed or were cancelled mid-script: they may hold a lease.
         self._lost_tokens: set[str] = set()
 
     async def _connect(self) -> None:
         try:
+            from redis import exceptions
             from redis.asyncio import ConnectionPool, Redis
         except ImportError as exc:
             raise ImportError(
@@ -285,9 +289,12 @@ class RedisMessageQueue(MessageQueue):
             socket_connect_timeout=self._connect_timeout,
             socket_keepalive=True,
             health_check_interval=30,
+            # A pooled connection the server closed (it restarted) is retried once on a new one.
+            retry_on_error=[exceptions.ConnectionError],
             decode_responses=True,
         )
         self._client = Redis.from_pool(pool)  # owns the pool: aclose() closes it
+        self._lost = (OSError, exceptions.ConnectionError, exceptions.TimeoutError)
         try:
             async with asyncio.timeout(self._connect_timeout):
                 await self._client.ping()
@@ -311,10 +318,12 @@ class RedisMessageQueue(MessageQueue):
                 return await call()
             except asyncio.CancelledError:
                 if self._deadlines.timed_out(task):
-                    raise TimeoutError(
+                    raise MessageQueueUnavailableError(
                         f"{self!r}: Redis did not answer within {self._deadlines.timeout}s"
                     ) from None
                 raise
+            except self._lost as exc:
+                raise MessageQueueUnavailableError(f"{self!r}: Redis at {self.url}: {exc}") from exc
             finally:
                 self._deadlines.end(task)
 
