@@ -49,10 +49,15 @@ class Guard:
 
     def start(self) -> None:
         self.capture.start()
+        if self.settings.per_test.measures_memory:
+            # Made before the first test: the files it keeps open belong to the session.
+            self._memory_meter()
 
     def stop(self) -> None:
         self.capture.stop()
         self.checker.close()
+        if self._meter is not None:
+            self._meter.close()
 
     def _event(self, leak: Leak) -> None:
         if self.window is not None and leak.kind in self.window.kinds:
@@ -62,6 +67,11 @@ class Guard:
 
     def open(self, kinds: tuple[str, ...], memory: bool = False) -> None:
         self.capture.open_window()
+        if memory and self._meter is None:
+            # A marker asked for memory: the meter's files are open before the window is,
+            # and a fresh first snapshot sees them.
+            self._memory_meter()
+            self.checker.forget()
         self.window = self.checker.begin(kinds)
         if self.between:
             self.window.events.extend(leak for leak in self.between if leak.kind in kinds)
@@ -75,7 +85,7 @@ class Guard:
         if window is None:
             return []
         # Read before our own verdict work (gc, snapshots) can move RSS.
-        self.memory = self._memory_meter().end() if self._measuring else None
+        self.memory = self._meter.end() if self._measuring and self._meter else None
         try:
             # The window stays open while finishing: the gc pass can set off ResourceWarnings.
             leaks, diffs = self.checker.finish(window, grace)

@@ -119,6 +119,29 @@ def test_within_limit():
     assert_lines(result, "memory: peak RSS grew by ", "above the limit of 9.5 MiB", "peak ")
 
 
+@pytest.mark.parametrize("args", [(), ("--resource-checks=all",)], ids=["marker", "option"])
+def test_the_meters_own_files_are_not_a_tests_leak(run: Run, args: tuple[str, ...]) -> None:
+    # The meter keeps two /proc files open; a marker makes it mid-session, inside a window.
+    result = run(
+        """
+import pytest
+
+def test_before():
+    pass
+
+@pytest.mark.resources(memory_limit="1GB")
+def test_measured():
+    pass
+
+def test_after():
+    pass
+""",
+        "--resource-strict",
+        *args,
+    )
+    result.assert_outcomes(passed=3)
+
+
 def test_memory_limit_from_ini_and_warn_mode(run: Run) -> None:
     result = run(
         """
