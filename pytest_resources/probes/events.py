@@ -99,14 +99,12 @@ class EventCapture:
 def _swap_filter(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
     """Replace the last filter equal to ``old`` by ``new`` (the default filters come last)."""
     filters = warnings.filters
-    index = len(filters) - 1
-    if index < 0 or filters[index] != old:  # Python's default list ends with it: seldom taken
-        index = next((i for i in range(index, -1, -1) if filters[i] == old), -1)
-        if index < 0:
-            return False
-    filters[index] = new  # type: ignore[index]
-    warnings._filters_mutated()  # type: ignore[attr-defined]
-    return True
+    for index in range(len(filters) - 1, -1, -1):
+        if filters[index] == old:
+            filters[index] = new  # type: ignore[index]
+            warnings._filters_mutated()  # type: ignore[attr-defined]
+            return True
+    return False
 
 
 def _hidden_by_default(msg: warnings.WarningMessage) -> bool:

@@ -103,10 +103,11 @@ class FdProbe(Probe):
         return [fd for fd in open_fds(self._dir) if _is_open(fd)]
 
     def _list(self) -> dict[int, tuple[int, int] | None]:
-        out: dict[int, tuple[int, int] | None] = {}
         session = self._session_fds
-        if session is None:
-            self._session_fds = session = frozenset(self._open())
+        if session is None:  # the first listing: everything open now belongs to the session
+            self._session_fds = frozenset(self._open())
+            return dict.fromkeys(sorted(self._session_fds))
+        out: dict[int, tuple[int, int] | None] = {}
         for fd in open_fds(self._dir):
             if fd in session:
                 out[fd] = None
