@@ -155,6 +155,8 @@ class ResourcesPlugin:
 
     def __init__(self, config: pytest.Config) -> None:
         self.settings = settings.from_config(config)
+        #: What a test without markers runs with.
+        self.per_test = self.settings.per_test
         self.guard = Guard(self.settings) if self.settings.enabled else None
         self.summary = Summary()
         self.reporting: Reporting | None = None
@@ -205,7 +207,7 @@ class ResourcesPlugin:
         if self.guard is None:
             return (yield)
         try:
-            test = settings.for_item(self.settings, item)
+            test = settings.for_item(self.per_test, item)
         except ValueError as exc:
             error = str(exc)
         else:

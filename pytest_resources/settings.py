@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
-from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -19,8 +17,11 @@ DEFAULT_GRACE = 0.5
 DEFAULT_REPEAT_THRESHOLD = 1024
 
 
-@dataclass(frozen=True)
-class Settings:
+# The records here are NamedTuples: a frozen dataclass costs every pytest start-up ~1 ms to
+# generate its methods.
+
+
+class Settings(NamedTuple):
     enabled: bool = True
     strict: bool = False
     checks: tuple[str, ...] = DEFAULT_KINDS
@@ -46,14 +47,13 @@ class Settings:
         """Is a report, trace or baseline asked for?"""
         return bool(self.report or self.html or self.trace or self.baseline)
 
-    @cached_property
+    @property
     def per_test(self) -> TestSettings:
         """What a test without markers runs with."""
         return TestSettings(self.checks, self.grace, self.strict, self.memory_limit, self.repeat)
 
 
-@dataclass(frozen=True)
-class TestSettings:
+class TestSettings(NamedTuple):
     """The settings one test runs with, after its markers."""
 
     checks: tuple[str, ...]
@@ -203,12 +203,13 @@ def _baseline_path(config: pytest.Config) -> Path | None:
 RESOURCES_ARGS = ("checks", "skip", "grace", "strict", "memory_limit", "repeat")
 
 
-def for_item(settings: Settings, item: pytest.Item) -> TestSettings:
-    """Apply the ``resources`` and ``allow_leaks`` markers; raise ValueError when malformed."""
+def for_item(defaults: TestSettings, item: pytest.Item) -> TestSettings:
+    """Apply the ``resources`` and ``allow_leaks`` markers to the session's ``defaults``;
+    raise ValueError when malformed."""
     names = marker_names(item)
     if "resources" not in names and "allow_leaks" not in names:
-        return settings.per_test
-    result = settings.per_test
+        return defaults
+    result = defaults
     marker = item.get_closest_marker("resources") if "resources" in names else None
     if marker is not None:
         result = _apply_resources(result, marker.args, marker.kwargs)
@@ -218,8 +219,7 @@ def for_item(settings: Settings, item: pytest.Item) -> TestSettings:
         if unknown:
             raise ValueError(f"allow_leaks: unknown argument {sorted(unknown)[0]!r}")
         kinds = parse_kinds(allow.args, "allow_leaks") if allow.args else ()
-        result = replace(
-            result,
+        result = result._replace(
             allowed=frozenset(kinds),
             allow_reason=str(allow.kwargs.get("reason", "")),
         )
@@ -259,6 +259,6 @@ def _apply_resources(
     repeat = result.repeat
     if "repeat" in kwargs:
         repeat = parse_repeat(kwargs["repeat"], "resources(repeat=...)")
-    return replace(
-        result, checks=checks, grace=grace, strict=strict, memory_limit=limit, repeat=repeat
+    return result._replace(
+        checks=checks, grace=grace, strict=strict, memory_limit=limit, repeat=repeat
     )

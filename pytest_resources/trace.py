@@ -15,7 +15,6 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import replace
 from types import FrameType
 from typing import Any, overload
 
@@ -221,4 +220,4 @@ def annotate(kind: str, key: Hashable, leak: Leak | None) -> Leak | None:
     if tracer is None or leak is None or leak.created:
         return leak
     frames = tracer.site(kind, key)
-    return replace(leak, created=frames) if frames else leak
+    return leak._replace(created=frames) if frames else leak

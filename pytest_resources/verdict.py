@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import trace
@@ -164,7 +163,7 @@ class Checker:
                     leak = self._guarded(kind, self.probes[kind].describe, key, None, value)
                     leak = trace.annotate(kind, key, leak)
                     if leak is not None:
-                        leaks.append(_with_owner(leak, owner))
+                        leaks.append(leak._replace(owner=owner))
         return leaks
 
     # -- internals -------------------------------------------------------------------------
@@ -278,10 +277,6 @@ class Checker:
         except Exception as exc:
             self._disable(kind, exc)
             return None
-
-
-def _with_owner(leak: Leak, owner: str) -> Leak:
-    return replace(leak, owner=owner)
 
 
 class Judgement(NamedTuple):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from types import MappingProxyType
+from typing import NamedTuple, Protocol
 
 KINDS = ("redis", "rabbitmq", "kafka")
 #: Providers a session may start, in the default order (URL and the hook always come first).
@@ -13,8 +13,10 @@ STARTED_PROVIDERS = ("container", "process", "fake")
 Progress = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class Broker:
+# Records are NamedTuples: a frozen dataclass costs every pytest start-up ~1 ms to generate.
+
+
+class Broker(NamedTuple):
     """A broker that answered its protocol's handshake, and how it was found."""
 
     kind: str
@@ -38,12 +40,11 @@ class Broker:
         return line
 
 
-@dataclass(frozen=True)
-class Launch:
+class Launch(NamedTuple):
     """How to start one broker: argv (argv[0] looked up on PATH) and extra environment."""
 
     argv: tuple[str, ...]
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = MappingProxyType({})
 
 
 class Unavailable(Exception):

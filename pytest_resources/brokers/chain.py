@@ -120,7 +120,7 @@ class Provisioner:
                 except Unavailable as exc:
                     reasons.append(f"{provider}: {exc}")
                     continue
-                self.session.write(kind.name, {"broker": asdict(started.broker), **started.stop})
+                self.session.write(kind.name, {"broker": started.broker._asdict(), **started.stop})
                 register(self.session, self.session.owner() or self._me)
                 return started.broker
         raise NoBroker(kind.name, reasons)

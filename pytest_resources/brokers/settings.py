@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import NamedTuple
 
 import pytest
 
@@ -14,21 +16,22 @@ DEFAULT_TIMEOUT = 120.0
 ENV_PREFIX = "PYTEST_RESOURCES_"
 
 
-@dataclass(frozen=True)
-class Source:
+# Records are NamedTuples: a frozen dataclass costs every pytest start-up ~1 ms to generate.
+
+
+class Source(NamedTuple):
     """A setting's value and where it came from (for messages and the header)."""
 
     value: str
     origin: str
 
 
-@dataclass(frozen=True)
-class BrokerSettings:
+class BrokerSettings(NamedTuple):
     mode: str = "auto"
     providers: tuple[str, ...] = STARTED_PROVIDERS
     #: Explicit URLs per kind, normalised, with their origin.
-    urls: dict[str, Source] = field(default_factory=dict)
-    images: dict[str, str] = field(default_factory=dict)
+    urls: Mapping[str, Source] = MappingProxyType({})
+    images: Mapping[str, str] = MappingProxyType({})
     ryuk: bool = True
     timeout: float = DEFAULT_TIMEOUT
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 KINDS = ("threads", "tasks", "fds", "processes", "env", "memory")
 #: Checked unless asked otherwise: memory figures are opt-in.
@@ -15,13 +14,13 @@ DEFAULT_KINDS = KINDS[:-1]
 INFRA_MODULES = ("pytest_timeout", "execnet", "xdist", "pytest_resources")
 
 
-@dataclass(frozen=True)
-class Leak:
+class Leak(NamedTuple):
     """One leaked thing.
 
     ``identity`` names the thing ("thread 'worker-1'", "fd 7"), ``details`` says what it is
     and where it stands, ``signature`` is stable across runs (no addresses or pids) so a
-    baseline can recognise the same leak again.
+    baseline can recognise the same leak again. (A NamedTuple: a frozen dataclass costs every
+    pytest start-up ~1 ms to generate.)
     """
 
     kind: str

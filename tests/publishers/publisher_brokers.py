@@ -14,7 +14,6 @@ import signal
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,8 +45,8 @@ class PrivateBroker:
         self.url = self.kind.url(ports[0])
         self.data_dir = data_dir
         launch = self.kind.launch(self.kind.binary(), ports, str(data_dir))
-        self.launch: Launch = replace(
-            launch, argv=launch.argv + extra, env={**launch.env, **(env or {})}
+        self.launch: Launch = launch._replace(
+            argv=launch.argv + extra, env={**launch.env, **(env or {})}
         )
         self.spawned: process.Spawned | None = None
 
