@@ -295,16 +295,17 @@ class ResourcesPlugin:
         # First, so junitxml and xdist's serialisation see what is attached here.
         if self.reporting is not None:
             self.reporting.add(report)
+        # Runs three times per test: plain lookups only (a getattr() that misses raises).
+        nodeid = report.nodeid
         if report.when != "teardown":
-            if report.failed:
-                self._failed.add(report.nodeid)
+            if report.outcome == "failed":
+                self._failed.add(nodeid)
             return
-        found = self._records.pop(report.nodeid, None)
-        self._failed.discard(report.nodeid)
-        memory = self._memory.pop(report.nodeid, None)
-        if memory is not None:
+        if self._failed:
+            self._failed.discard(nodeid)
+        if self._memory and (memory := self._memory.pop(nodeid, None)) is not None:
             setattr(report, MEMORY_ATTR, memory)
-        if found is not None:
+        if self._records and (found := self._records.pop(nodeid, None)) is not None:
             setattr(report, REPORT_ATTR, found)
             report.user_properties.extend(
                 ("resource_leak", record_text(r)) for r in found if not r.get("allowed")

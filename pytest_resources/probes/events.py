@@ -52,6 +52,7 @@ class EventCapture:
         self._prev_hook: Callable[[Any], object] | None = None
         self._log_handler = _AsyncioLogHandler(sink)
         self._prev_show: Callable[[warnings.WarningMessage], object] = warnings._showwarnmsg_impl  # type: ignore[attr-defined]
+        self._show_bound = self._show  # one bound method, compared by identity per window
         self._swapped = False
 
     def start(self) -> None:
@@ -77,11 +78,11 @@ class EventCapture:
     def open_window(self) -> None:
         """Capture warnings from now on, without changing what pytest records."""
         self._prev_show = warnings._showwarnmsg_impl  # type: ignore[attr-defined]
-        warnings._showwarnmsg_impl = self._show  # type: ignore[attr-defined]
+        warnings._showwarnmsg_impl = self._show_bound  # type: ignore[attr-defined]
         self._swapped = _swap_filter(DEFAULT_IGNORE, CAPTURE)
 
     def close_window(self) -> None:
-        if warnings._showwarnmsg_impl == self._show:  # type: ignore[attr-defined]
+        if warnings._showwarnmsg_impl is self._show_bound:  # type: ignore[attr-defined]
             warnings._showwarnmsg_impl = self._prev_show  # type: ignore[attr-defined]
         if self._swapped:
             self._swapped = False
@@ -99,12 +100,14 @@ class EventCapture:
 def _swap_filter(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
     """Replace the last filter equal to ``old`` by ``new`` (the default filters come last)."""
     filters = warnings.filters
-    for index in range(len(filters) - 1, -1, -1):
-        if filters[index] == old:
-            filters[index] = new  # type: ignore[index]
-            warnings._filters_mutated()  # type: ignore[attr-defined]
-            return True
-    return False
+    index = len(filters) - 1
+    while index >= 0 and filters[index] != old:
+        index -= 1
+    if index < 0:
+        return False
+    filters[index] = new  # type: ignore[index]
+    warnings._filters_mutated()  # type: ignore[attr-defined]
+    return True
 
 
 def _hidden_by_default(msg: warnings.WarningMessage) -> bool:
