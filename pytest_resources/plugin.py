@@ -295,12 +295,13 @@ class ResourcesPlugin:
         # First, so junitxml and xdist's serialisation see what is attached here.
         if self.reporting is not None:
             self.reporting.add(report)
-        # Runs three times per test: plain lookups only (a getattr() that misses raises).
-        nodeid = report.nodeid
+        # Runs three times per test: few lookups (nodeid is a property), no getattr() that
+        # misses (it raises).
         if report.when != "teardown":
             if report.outcome == "failed":
-                self._failed.add(nodeid)
+                self._failed.add(report.nodeid)
             return
+        nodeid = report.nodeid
         if self._failed:
             self._failed.discard(nodeid)
         if self._memory and (memory := self._memory.pop(nodeid, None)) is not None:
