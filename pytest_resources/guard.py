@@ -42,6 +42,7 @@ class Guard:
         self.window: Window | None = None
         self._meter: MemoryMeter | None = None  # made on first use: memory is opt-in
         self._measuring = False
+        self._probed: dict[tuple[str, ...], tuple[str, ...]] = {}
         #: The memory figures of the window closed last (None when it measured none).
         self.memory: MemoryFigures | None = None
         #: Self-announced leaks seen while no window was open; the next window gets them.
@@ -72,13 +73,21 @@ class Guard:
             # and a fresh first snapshot sees them.
             self._memory_meter()
             self.checker.forget()
-        self.window = self.checker.begin(kinds)
+        self.window = self.checker.begin(self._probe_kinds(kinds))
         if self.between:
             self.window.events.extend(leak for leak in self.between if leak.kind in kinds)
             self.between.clear()
         self._measuring = memory
         if memory:
             self._memory_meter().begin()
+
+    def _probe_kinds(self, kinds: tuple[str, ...]) -> tuple[str, ...]:
+        """``kinds`` without memory, which the meter measures, not a probe (memoized: the
+        checker reuses the last window's snapshots when it gets the same tuple)."""
+        probed = self._probed.get(kinds)
+        if probed is None:
+            probed = self._probed[kinds] = tuple(k for k in kinds if k != "memory")
+        return probed
 
     def close(self, grace: float, strict: bool) -> list[Leak]:
         window = self.window

@@ -11,8 +11,7 @@ import os
 import resource
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..sizes import format_size
 
@@ -27,8 +26,11 @@ MAXRSS_UNIT = 1024
 RESET_SLACK = 1 << 20
 
 
-@dataclass(frozen=True)
-class MemoryFigures:
+# The records here are NamedTuples: one is made per test, and a frozen dataclass costs several
+# times more to create (and, at import, ~1 ms to generate).
+
+
+class MemoryFigures(NamedTuple):
     """One test's RSS at the start and end of its window and its peak RSS, in bytes."""
 
     rss_before: int
@@ -82,7 +84,8 @@ class MemoryMeter:
     def _rss(self) -> int:
         if self._statm is None:
             return current_rss()
-        return int(os.pread(self._statm, 256, 0).split()[1]) * PAGE
+        # "size resident shared ...": split off the second field only.
+        return int(os.pread(self._statm, 256, 0).split(None, 2)[1]) * PAGE
 
     def begin(self) -> None:
         if self._resettable:
@@ -141,27 +144,34 @@ def peak_rss() -> int:
     return int(status[start + 6 : status.index(b"kB", start)]) * 1024 if start >= 0 else 0
 
 
-@dataclass(frozen=True)
 class Site:
     """An allocation site that grew: file, line, bytes and blocks of growth."""
 
-    file: str
-    line: int
-    size: int
-    count: int
+    __slots__ = ("count", "file", "line", "size")
+
+    def __init__(self, file: str, line: int, size: int, count: int) -> None:
+        self.file = file
+        self.line = line
+        self.size = size
+        self.count = count
+
+    def __repr__(self) -> str:
+        return f"Site({self.text()!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "size": self.size, "count": self.count}
 
     def text(self) -> str:
         return f"{self.file}:{self.line}: +{format_size(self.size)} in {self.count} block(s)"
 
 
-@dataclass(frozen=True)
-class Growth:
+class Growth(NamedTuple):
     """Traced memory growth per repeated run."""
 
     deltas: list[int]
     #: What the runs kept in all once every generation was collected.
     retained: int
-    sites: list[Site] = field(default_factory=list)
+    sites: tuple[Site, ...] = ()
 
     def leaks(self, threshold: int) -> bool:
         """CPython's -R rule: growth in every run, each at least ``threshold`` bytes (and
@@ -181,7 +191,7 @@ class Growth:
             "deltas": list(self.deltas),
             "per_run": self.per_run,
             "retained": self.retained,
-            "sites": [vars(site) for site in self.sites],
+            "sites": [site.to_dict() for site in self.sites],
         }
 
 
@@ -219,26 +229,29 @@ def measure_growth(run: Callable[[], object], runs: int, threshold: int) -> Grow
     return growth
 
 
-def top_sites(first: tracemalloc.Snapshot, last: tracemalloc.Snapshot) -> list[Site]:
+def top_sites(first: tracemalloc.Snapshot, last: tracemalloc.Snapshot) -> tuple[Site, ...]:
     import tracemalloc
 
     ignore = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)]
     stats = last.filter_traces(ignore).compare_to(first.filter_traces(ignore), "lineno")
     grown = [s for s in stats if s.size_diff > 0]
     grown.sort(key=lambda s: s.size_diff, reverse=True)
-    return [
+    return tuple(
         Site(s.traceback[0].filename, s.traceback[0].lineno, s.size_diff, s.count_diff)
         for s in grown[:TOP_SITES]
-    ]
+    )
 
 
-@dataclass
 class BlockMemory:
     """What a measured block did to traced memory; filled in when the block exits."""
 
-    retained: int = 0
-    peak: int = 0
-    sites: list[Site] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.retained = 0
+        self.peak = 0
+        self.sites: tuple[Site, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"BlockMemory(retained={self.retained}, peak={self.peak}, sites={self.sites})"
 
 
 @contextmanager
