@@ -7,6 +7,12 @@ after round, then prints each variant's median and its ratio to the baseline.
     python benchmarks/overhead.py                 # default checks vs bare pytest (2000 tests)
     python benchmarks/overhead.py --mode memory   # default checks + the memory kind
     python benchmarks/overhead.py --mode repeat   # --resource-repeat=3 vs pytest-memray (200 tests)
+    python benchmarks/overhead.py --instructions  # user-space instructions under valgrind
+
+CPU time on a shared machine moves by several percent from one run to the next; instruction
+counts (``--instructions``, one run per variant under callgrind, about a minute each) do not,
+so they show a change of a fraction of a percent. They leave out the kernel's share (system
+calls), which CPU time includes.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -85,18 +92,38 @@ def timed(root: Path, args: list[str]) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def measure(variants: dict[str, list[str]], tests: int, rounds: int) -> dict[str, float]:
-    """Median CPU seconds per variant over ``rounds`` alternating runs of a generated suite."""
+def counted(root: Path, args: list[str]) -> float:
+    """User-space instructions of one pytest run, counted by callgrind."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    env = {**ENV, "PYTHONHASHSEED": "0"}  # the same dict layouts, run after run
+    result = subprocess.run(
+        valgrind + cmd, cwd=root, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        sys.exit(f"pytest failed under valgrind ({' '.join(args)}):\n{result.stdout[-2000:]}")
+    for line in result.stderr.splitlines():
+        if "Collected :" in line:
+            return float(line.split(":")[-1])
+    sys.exit(f"no instruction count in valgrind's output:\n{result.stderr[-2000:]}")
+
+
+def measure(
+    variants: dict[str, list[str]], tests: int, rounds: int, instructions: bool = False
+) -> dict[str, float]:
+    """Median CPU seconds per variant over ``rounds`` alternating runs of a generated suite,
+    or (``instructions``) each variant's instruction count, which needs one run."""
+    run = counted if instructions else timed
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         generate(root, tests)
-        times: dict[str, list[float]] = {name: [] for name in variants}
+        values: dict[str, list[float]] = {name: [] for name in variants}
         for args in variants.values():  # warm the file system and bytecode caches
             timed(root, args)
-        for _ in range(rounds):
+        for _ in range(1 if instructions else rounds):
             for name, args in variants.items():
-                times[name].append(timed(root, args))
-    return {name: statistics.median(values) for name, values in times.items()}
+                values[name].append(run(root, args))
+    return {name: statistics.median(found) for name, found in values.items()}
 
 
 def main() -> None:
@@ -104,24 +131,41 @@ def main() -> None:
     parser.add_argument("--mode", choices=sorted(MODES), default="default")
     parser.add_argument("--tests", type=int, help="suite size (default: per mode)")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count user-space instructions under valgrind instead of timing (one run each)",
+    )
     options = parser.parse_args()
+    if options.rounds < 1:
+        parser.error(f"--rounds: expected a positive number, got {options.rounds}")
+    if options.tests is not None and options.tests < 1:
+        parser.error(f"--tests: expected a positive number, got {options.tests}")
+    if options.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions: valgrind is not on PATH (apt-get install valgrind)")
     tests, variants, judged, target = MODES[options.mode]
     tests = options.tests or tests
-    medians = measure(variants, tests, options.rounds)
+    medians = measure(variants, tests, options.rounds, options.instructions)
     base = medians[BARE]
-    print(f"{tests} generated tests, median CPU time of {options.rounds} alternating rounds")
+    if options.instructions:
+        print(f"{tests} generated tests, user-space instructions (callgrind, one run each)")
+        unit, scale, per = "G instr", 1e-9, "k instr/test"
+    else:
+        print(f"{tests} generated tests, median CPU time of {options.rounds} alternating rounds")
+        unit, scale, per = "s", 1.0, "us/test"
     for name, value in medians.items():
-        print(f"{name:34} {value:7.3f} s  {value / base:.3f}x bare")
+        print(f"{name:34} {value * scale:7.3f} {unit}  {value / base:.3f}x bare")
     ratio = medians[judged] / base
-    per_test = (medians[judged] - base) / tests * 1e6
+    per_test = (medians[judged] - base) / tests * (1e-3 if options.instructions else 1e6)
     if target:
         verdict = "within" if ratio <= target else "ABOVE"
-        print(f"{judged}: {ratio:.3f}x ({per_test:+.1f} us/test), {verdict} the {target}x target")
+        print(f"{judged}: {ratio:.3f}x ({per_test:+.1f} {per}), {verdict} the {target}x target")
     else:
         memray = medians["pytest-memray (--memray)"] - base
+        extra = medians[judged] - base
         print(
-            f"{judged} costs {medians[judged] - base:.3f} s over bare pytest, pytest-memray "
-            f"{memray:.3f} s: repeat mode costs {(medians[judged] - base) / memray:.2f}x memray's"
+            f"{judged} costs {extra * scale:.3f} {unit} over bare pytest, pytest-memray "
+            f"{memray * scale:.3f} {unit}: repeat mode costs {extra / memray:.2f}x memray's"
         )
 
 
