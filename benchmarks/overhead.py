@@ -7,6 +7,7 @@ after round, then prints each variant's median and its ratio to the baseline.
     python benchmarks/overhead.py                 # default checks vs bare pytest (2000 tests)
     python benchmarks/overhead.py --mode memory   # default checks + the memory kind
     python benchmarks/overhead.py --mode repeat   # --resource-repeat=3 vs pytest-memray (200 tests)
+    python benchmarks/overhead.py --mode threads  # threads only vs pytest-threadleak
     python benchmarks/overhead.py --instructions  # user-space instructions under valgrind
 
 CPU time on a shared machine moves by several percent from one run to the next; instruction
@@ -32,13 +33,18 @@ BARE = "bare pytest (-p no:resources)"
 # compiling the plugin's modules again, which is start-up cost, not per-test cost.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
-# mode -> (tests, variants, the variant judged, its target ratio to bare pytest)
-MODES: dict[str, tuple[int, dict[str, list[str]], str, float]] = {
+MEMRAY = "pytest-memray (--memray)"
+THREADLEAK = "pytest-threadleak (--threadleak)"
+
+# mode -> (tests, variants, the variant judged, its target ratio to bare pytest or 0 for none,
+# the variant whose extra cost it is compared with or "" for none)
+MODES: dict[str, tuple[int, dict[str, list[str]], str, float, str]] = {
     "default": (
         2000,
         {BARE: ["-p", "no:resources"], "default checks": []},
         "default checks",
         1.03,
+        "",
     ),
     "memory": (
         2000,
@@ -49,16 +55,31 @@ MODES: dict[str, tuple[int, dict[str, list[str]], str, float]] = {
         },
         "default checks + memory",
         1.05,
+        "",
     ),
     "repeat": (
         200,
         {
             BARE: ["-p", "no:resources"],
             "--resource-repeat=3": ["--resource-repeat=3"],
-            "pytest-memray (--memray)": ["-p", "no:resources", "--memray"],
+            MEMRAY: ["-p", "no:resources", "--memray"],
         },
         "--resource-repeat=3",
         0.0,
+        MEMRAY,
+    ),
+    # The issue's yardstick: pytest-threadleak checks threads only, around the call phase.
+    "threads": (
+        2000,
+        {
+            BARE: ["-p", "no:resources"],
+            THREADLEAK: ["-p", "no:resources", "--threadleak"],
+            "threads only": ["--resource-checks=threads"],
+            "default checks": [],
+        },
+        "threads only",
+        0.0,
+        THREADLEAK,
     ),
 }
 
@@ -80,10 +101,17 @@ def generate(root: Path, tests: int) -> None:
     )
 
 
+def command(args: list[str]) -> list[str]:
+    # pytest-threadleak, once installed, wraps every test even when it is off: every variant
+    # but its own runs without it.
+    off = [] if "--threadleak" in args else ["-p", "no:threadleak"]
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *off, *args]
+
+
 def timed(root: Path, args: list[str]) -> float:
     """CPU seconds of one pytest run: steadier than wall time on a shared machine, and the
     plugin's cost is CPU (it never sleeps on a clean suite)."""
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    cmd = command(args)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(cmd, cwd=root, env=ENV, capture_output=True, text=True, check=False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -94,7 +122,7 @@ def timed(root: Path, args: list[str]) -> float:
 
 def counted(root: Path, args: list[str]) -> float:
     """User-space instructions of one pytest run, counted by callgrind."""
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    cmd = command(args)
     valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
     env = {**ENV, "PYTHONHASHSEED": "0"}  # the same dict layouts, run after run
     result = subprocess.run(
@@ -143,7 +171,7 @@ def main() -> None:
         parser.error(f"--tests: expected a positive number, got {options.tests}")
     if options.instructions and shutil.which("valgrind") is None:
         parser.error("--instructions: valgrind is not on PATH (apt-get install valgrind)")
-    tests, variants, judged, target = MODES[options.mode]
+    tests, variants, judged, target, reference = MODES[options.mode]
     tests = options.tests or tests
     medians = measure(variants, tests, options.rounds, options.instructions)
     base = medians[BARE]
@@ -156,16 +184,16 @@ def main() -> None:
     for name, value in medians.items():
         print(f"{name:34} {value * scale:7.3f} {unit}  {value / base:.3f}x bare")
     ratio = medians[judged] / base
-    per_test = (medians[judged] - base) / tests * (1e-3 if options.instructions else 1e6)
+    extra = medians[judged] - base
+    per_test = extra / tests * (1e-3 if options.instructions else 1e6)
     if target:
         verdict = "within" if ratio <= target else "ABOVE"
         print(f"{judged}: {ratio:.3f}x ({per_test:+.1f} {per}), {verdict} the {target}x target")
-    else:
-        memray = medians["pytest-memray (--memray)"] - base
-        extra = medians[judged] - base
+    if reference:
+        theirs = medians[reference] - base
         print(
-            f"{judged} costs {extra * scale:.3f} {unit} over bare pytest, pytest-memray "
-            f"{memray * scale:.3f} {unit}: repeat mode costs {extra / memray:.2f}x memray's"
+            f"{judged} costs {extra * scale:.3f} {unit} over bare pytest, {reference} "
+            f"{theirs * scale:.3f} {unit}: {extra / theirs:.2f}x its cost"
         )
 
 
