@@ -40,13 +40,13 @@ class Reporting:
         self.written: list[str] = []
 
     @classmethod
-    def create(cls, config: pytest.Config, settings: Settings) -> Reporting | None:
-        if settings.reports:
-            try:
-                return cls(config, settings)
-            except ValueError as exc:
-                raise pytest.UsageError(str(exc)) from None
-        return None
+    def create(cls, config: pytest.Config, settings: Settings) -> Reporting:
+        """For a run that asked for a report (``settings.reports``); a bad setting is a
+        one-line ``pytest.UsageError``."""
+        try:
+            return cls(config, settings)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
     # -- on the process that runs the test -------------------------------------------------
 
