@@ -169,10 +169,16 @@ class ResourcesPlugin:
         self._records: dict[str, list[dict[str, Any]]] = {}
         #: Memory figures waiting for their test's teardown report, by nodeid.
         self._memory: dict[str, dict[str, Any]] = {}
-        #: Tests whose setup or call failed: their leaks are context, not a second error.
-        self._failed: set[str] = set()
+        #: pytest's failure count when the current test's setup began: a test whose setup or
+        #: call failed keeps that failure, and its leaks are context, not a second error.
+        self._failures = 0
+        #: The logreport hook, registered only once a report needs it (see _carry).
+        self._carrier: ReportCarrier | None = None
         #: Whether any test's body is repeated for memory growth (see repeat.py).
         self._repeating = False
+        # Reports from xdist workers and report files need every teardown report.
+        if self.reporting is not None or _xdist_controller(config):
+            self._carry(config)
 
     def pytest_collection_modifyitems(
         self, config: pytest.Config, items: list[pytest.Item]
@@ -217,6 +223,7 @@ class ResourcesPlugin:
             yield
             pytest.fail(error, pytrace=False)
         item.stash[settings.SETTINGS_KEY] = test
+        self._failures = item.session.testsfailed
         self.guard.open(test.checks, test.measures_memory)
         if self.reporting is not None:
             self.reporting.open()
@@ -241,6 +248,7 @@ class ResourcesPlugin:
         growth = item.stash.get(GROWTH_KEY, None) if self._repeating else None
         if figures is not None or growth is not None:
             self._memory[item.nodeid] = memory_record(figures, growth)
+            self._carry(item.config)
             leaks += memory_leaks(
                 figures, test.memory_limit, growth, self.settings.repeat_threshold
             )
@@ -251,10 +259,23 @@ class ResourcesPlugin:
             judgement = self.reporting.close(item.nodeid, judgement, self.guard.checker, window)
         if judgement.clean:
             return
-        self._records[item.nodeid] = records(judgement)
+        found = self._records[item.nodeid] = records(judgement)
+        self._carry(item.config)
+        item.user_properties.extend(
+            ("resource_leak", record_text(r)) for r in found if not r.get("allowed")
+        )
         text = message(item.nodeid, judgement, test.allow_reason)
         if text:
-            deliver(item, text, test.strict, already_failed=item.nodeid in self._failed)
+            failed = item.session.testsfailed > self._failures
+            deliver(item, text, test.strict, already_failed=failed)
+
+    def _carry(self, config: pytest.Config) -> None:
+        """Register the logreport hook (from now on): it costs three hook calls per test, so a
+        run pays for it only once a report has something to carry. Registered before the
+        teardown report is made, it sees this test's."""
+        if self._carrier is None:
+            self._carrier = ReportCarrier(self)
+            config.pluginmanager.register(self._carrier, "resources-reports")
 
     def _warn_disabled(self) -> None:
         assert self.guard is not None
@@ -290,33 +311,41 @@ class ResourcesPlugin:
         if self.guard is not None and fixturedef.scope != "function":
             self.guard.release(_owner(fixturedef))
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # First, so junitxml and xdist's serialisation see what is attached here.
+    def logreport(self, report: pytest.TestReport) -> None:
         if self.reporting is not None:
             self.reporting.add(report)
-        # Runs three times per test: few lookups (nodeid is a property), no getattr() that
-        # misses (it raises).
         if report.when != "teardown":
-            if report.outcome == "failed":
-                self._failed.add(report.nodeid)
             return
-        nodeid = report.nodeid
-        if self._failed:
-            self._failed.discard(nodeid)
-        if self._memory and (memory := self._memory.pop(nodeid, None)) is not None:
-            setattr(report, MEMORY_ATTR, memory)
-        if self._records and (found := self._records.pop(nodeid, None)) is not None:
-            setattr(report, REPORT_ATTR, found)
-            report.user_properties.extend(
-                ("resource_leak", record_text(r)) for r in found if not r.get("allowed")
-            )
+        if self._memory or self._records:
+            nodeid = report.nodeid  # a property that builds the string
+            if (memory := self._memory.pop(nodeid, None)) is not None:
+                setattr(report, MEMORY_ATTR, memory)
+            if (found := self._records.pop(nodeid, None)) is not None:
+                setattr(report, REPORT_ATTR, found)
         self.summary.add(report)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         self.summary.write(terminalreporter, self.settings.strict)
         if self.reporting is not None:
             self.reporting.summary(terminalreporter)
+
+
+class ReportCarrier:
+    """Puts each test's leak records and memory figures on its teardown report, where
+    junitxml, user hooks and xdist's serialisation find them, and sums them up."""
+
+    def __init__(self, plugin: ResourcesPlugin) -> None:
+        self.plugin = plugin
+
+    @pytest.hookimpl(tryfirst=True)  # before junitxml and xdist's serialisation
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.plugin.logreport(report)
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    """Whether this process hands tests to xdist workers (and gets their reports)."""
+    dist: str = getattr(config.option, "dist", "no")
+    return dist != "no" and not hasattr(config, "workerinput")
 
 
 def _owner(fixturedef: pytest.FixtureDef[Any]) -> str:

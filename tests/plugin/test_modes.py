@@ -52,6 +52,80 @@ def test_fails_and_leaks():
     result.stdout.fnmatch_lines(["*the real problem*", "*Captured resource leaks teardown*"])
 
 
+def test_failed_setup_and_strict_xpass_keep_their_failure_with_leaks_as_context(
+    run: Run,
+) -> None:
+    result = run(
+        """
+import os
+import pytest
+
+@pytest.fixture
+def broken():
+    os.environ["LEAKED_IN_SETUP"] = "1"
+    raise RuntimeError("setup broke")
+
+def test_setup_fails(broken):
+    pass
+
+@pytest.mark.xfail(strict=True, reason="expected to fail")
+def test_passes_unexpectedly():
+    os.environ["LEAKED_BY_XPASS"] = "1"
+
+def test_leaks_after_them():
+    os.environ["LEAKED_LATER"] = "1"
+""",
+        "--resource-strict",
+    )
+    # The third test's leak is still an error of its own: earlier failures do not mask it.
+    result.assert_outcomes(passed=1, failed=1, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_setup_fails*",
+            "*setup broke*",
+            "*Captured resource leaks teardown*",
+            "*LEAKED_IN_SETUP*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*XPASS(strict)*", "*Captured resource leaks teardown*"])
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_leaks_after_them*"])
+    assert "ERROR at teardown of test_setup_fails" not in result.stdout.str()
+    assert "ERROR at teardown of test_passes_unexpectedly" not in result.stdout.str()
+
+
+def test_teardown_reports_carry_leak_records_for_user_hooks(run: Run) -> None:
+    run.pytester.makeconftest(
+        """
+def pytest_runtest_logreport(report):
+    if report.when == "teardown":
+        leaks = [r["identity"] for r in getattr(report, "resource_leaks", [])]
+        print("RECORDS", report.nodeid.split("::")[-1], leaks, report.user_properties)
+"""
+    )
+    result = run(
+        """
+import os
+
+def test_clean_first():
+    pass
+
+def test_leaks():
+    os.environ["LEAKED"] = "1"
+
+def test_clean_after():
+    pass
+""",
+        "-s",
+    )
+    result.assert_outcomes(passed=3, warnings=1)
+    assert_lines(
+        result,
+        "RECORDS test_clean_first [] []",
+        """RECORDS test_leaks ["os.environ['LEAKED'] added: '1'"] [('resource_leak', "env: os""",
+        "RECORDS test_clean_after [] []",
+    )
+
+
 def test_resources_marker_narrows_checks_and_sets_strictness(run: Run) -> None:
     result = run(
         """
