@@ -114,3 +114,39 @@ def test_sets_cache_var():
         ini="resource_ignore_env = MYAPP_CACHE_*\n",
     )
     result.assert_outcomes(passed=1)
+
+
+def test_signal_handler_changes_are_seen_through_every_route(run: Run) -> None:
+    result = run(
+        """
+import _signal, asyncio, signal
+
+def test_through_signal_module():
+    signal.signal(signal.SIGUSR1, lambda *a: None)
+
+def test_restored_by_strict_mode_so_this_one_is_clean():
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+
+def test_through_the_c_module():
+    _signal.signal(signal.SIGUSR2, _signal.SIG_IGN)
+
+def test_through_asyncio():
+    loop = asyncio.new_event_loop()
+    loop.add_signal_handler(signal.SIGWINCH, lambda: None)
+    loop._signal_handlers.clear()  # forgotten, so close() leaves the handler installed
+    loop.close()
+
+def test_untouched():
+    pass
+""",
+        "--resource-strict",
+    )
+    result.assert_outcomes(passed=5, errors=3)
+    assert_lines(
+        result,
+        "env: signal handler for SIGUSR1: SIG_DFL → test_through_signal_module.<locals>",
+        "env: signal handler for SIGUSR2: SIG_DFL → SIG_IGN",
+        "env: signal handler for SIGWINCH: SIG_DFL → _sighandler_noop",
+    )
+    for clean in ("restored_by_strict", "untouched"):
+        assert f"ERROR at teardown of test_{clean}" not in result.stdout.str()
