@@ -11,9 +11,9 @@ after round, then prints each variant's median and its ratio to the baseline.
     python benchmarks/overhead.py --instructions  # user-space instructions under valgrind
 
 CPU time on a shared machine moves by several percent from one run to the next; instruction
-counts (``--instructions``, one run per variant under callgrind, about a minute each) do not,
-so they show a change of a fraction of a percent. They leave out the kernel's share (system
-calls), which CPU time includes.
+counts (``--instructions``, one run per variant under callgrind, about two minutes each on
+2000 tests) do not, so they show a change of a fraction of a percent. They leave out the
+kernel's share (system calls), which CPU time includes.
 """
 
 from __future__ import annotations
