@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .detector.probes.base import Leak
 from .errors import ResourceGuardWarning, ResourceLeakError, ResourceLeakWarning
-from .probes.base import Leak
 
 if TYPE_CHECKING:
     from .brokers.base import (

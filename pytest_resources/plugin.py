@@ -11,19 +11,27 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import settings
 from .brokers import options as broker_options
+from .detector import settings
+from .detector.guard import Guard
+from .detector.markers import marker_names
+from .detector.probes.base import KINDS
+from .detector.repeat import GROWTH_KEY, RepeatPlugin, memory_record, wants_repeat
+from .detector.report import (
+    MEMORY_ATTR,
+    REPORT_ATTR,
+    Summary,
+    deliver,
+    message,
+    record_text,
+    records,
+)
+from .detector.reporting import options as report_options
+from .detector.verdict import judge, memory_leaks
 from .errors import ResourceGuardWarning
-from .guard import Guard
-from .markers import marker_names
-from .probes.base import KINDS
-from .repeat import GROWTH_KEY, RepeatPlugin, memory_record, wants_repeat
-from .report import MEMORY_ATTR, REPORT_ATTR, Summary, deliver, message, record_text, records
-from .reporting import options as report_options
-from .verdict import judge, memory_leaks
 
 if TYPE_CHECKING:
-    from .reporting.session import Reporting
+    from .detector.reporting.session import Reporting
 
 RUN_SLOW = "--run-slow"
 #: The modules of ``pytest_resources.fixtures``, each registered as a plugin (listed rather
@@ -161,7 +169,7 @@ class ResourcesPlugin:
         self.summary = Summary()
         self.reporting: Reporting | None = None
         if self.settings.reports:
-            from .reporting.session import Reporting  # on use: most runs write no report
+            from .detector.reporting.session import Reporting  # on use: most runs write no report
 
             self.reporting = Reporting.create(config, self.settings)
         self._warned: set[str] = set()

@@ -6,8 +6,8 @@ import jsonschema  # type: ignore[import-untyped]  # no stubs in the test extra
 import pytest
 from pytester_run import Run, assert_lines
 
-from pytest_resources.reporting.json_report import schema
-from pytest_resources.sizes import parse_size
+from pytest_resources.detector.reporting.json_report import schema
+from pytest_resources.detector.sizes import parse_size
 
 
 def test_repeat_catches_growth_in_every_run_and_names_the_site(run: Run) -> None:

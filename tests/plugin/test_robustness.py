@@ -6,7 +6,7 @@ from pytester_run import Run, assert_lines
 def test_a_failing_probe_is_disabled_with_one_warning_and_the_run_goes_on(run: Run) -> None:
     run.pytester.makeconftest(
         """
-from pytest_resources.probes.fds import FdProbe
+from pytest_resources.detector.probes.fds import FdProbe
 
 def broken(self):
     raise OSError("no /proc here")

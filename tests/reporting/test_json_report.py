@@ -8,7 +8,7 @@ import jsonschema  # type: ignore[import-untyped]  # no stubs in the test extra
 import pytest
 from pytester_run import Run, assert_lines
 
-from pytest_resources.reporting.json_report import SCHEMA_VERSION, schema
+from pytest_resources.detector.reporting.json_report import SCHEMA_VERSION, schema
 
 SUITE = """
 import os, subprocess, sys, threading

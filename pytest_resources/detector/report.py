@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .errors import ResourceLeakWarning
+from ..errors import ResourceLeakWarning
 from .probes.base import Leak
 from .verdict import Judgement
 
