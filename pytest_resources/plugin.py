@@ -16,19 +16,19 @@ from .detector import settings
 from .detector.guard import Guard
 from .detector.markers import marker_names
 from .detector.probes.base import KINDS
-from .detector.repeat import GROWTH_KEY, RepeatPlugin, memory_record, wants_repeat
-from .detector.report import (
-    MEMORY_ATTR,
-    REPORT_ATTR,
-    Summary,
-    deliver,
-    message,
-    record_text,
-    records,
-)
+from .detector.repeat import GROWTH_KEY, RepeatPlugin, wants_repeat
+from .detector.report import Summary, deliver, finding_lines, message
 from .detector.reporting import options as report_options
-from .detector.verdict import judge, memory_leaks
+from .detector.results import (
+    COUNTS_KEY,
+    INCOMPLETE_KEY,
+    JUDGEMENT_KEY,
+    ControllerFeed,
+    ReportCarrier,
+)
+from .detector.verdict import CLEAN
 from .errors import ResourceGuardWarning
+from .xdist_roles import is_xdist_controller
 
 if TYPE_CHECKING:
     from .detector.reporting.session import Reporting
@@ -138,10 +138,17 @@ def _option_taken(parser: pytest.Parser, name: str) -> bool:
     return any(name in option.names() for group in groups for option in group.options)
 
 
+#: pytest's failure count when a test's setup began: a test whose setup or call failed keeps
+#: that failure, and its leaks are context, not a second error.
+FAILURES_KEY = pytest.StashKey[int]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
-    config.pluginmanager.register(ResourcesPlugin(config), "resources-guard")
+    plugin = ResourcesPlugin(config)
+    config.stash[settings.SESSION_KEY] = plugin.settings
+    config.pluginmanager.register(plugin, "resources-guard")
     for name in FIXTURE_MODULES:
         module = importlib.import_module(f"{__package__}.fixtures.{name}")
         config.pluginmanager.register(module, f"resources-fixtures-{name}")
@@ -165,27 +172,24 @@ class ResourcesPlugin:
         self.settings = settings.from_config(config)
         #: What a test without markers runs with.
         self.per_test = self.settings.per_test
-        self.guard = Guard(self.settings) if self.settings.enabled else None
         self.summary = Summary()
         self.reporting: Reporting | None = None
         if self.settings.reports:
-            from .detector.reporting.session import Reporting  # on use: most runs write no report
+            from .detector.reporting.session import Reporting  # on use: most runs write none
 
             self.reporting = Reporting.create(config, self.settings)
+        known = self.reporting.known if self.reporting is not None else None
+        self.guard = Guard(self.settings, known) if self.settings.enabled else None
         self._warned: set[str] = set()
-        #: Leak records waiting for their test's teardown report, by nodeid.
-        self._records: dict[str, list[dict[str, Any]]] = {}
-        #: Memory figures waiting for their test's teardown report, by nodeid.
-        self._memory: dict[str, dict[str, Any]] = {}
-        #: pytest's failure count when the current test's setup began: a test whose setup or
-        #: call failed keeps that failure, and its leaks are context, not a second error.
-        self._failures = 0
-        #: The logreport hook, registered only once a report needs it (see _carry).
-        self._carrier: ReportCarrier | None = None
         #: Whether any test's body is repeated for memory growth (see repeat.py).
         self._repeating = False
-        # Reports from xdist workers and report files need every teardown report.
-        if self.reporting is not None or _xdist_controller(config):
+        self.carrier = ReportCarrier(self.summary, self.reporting)
+        self._carrying = False
+        if is_xdist_controller(config):
+            config.pluginmanager.register(
+                ControllerFeed(self.summary, self.reporting), "resources-controller"
+            )
+        elif self.reporting is not None:  # report files need every report from the start
             self._carry(config)
 
     def pytest_collection_modifyitems(
@@ -231,7 +235,7 @@ class ResourcesPlugin:
             yield
             pytest.fail(error, pytrace=False)
         item.stash[settings.SETTINGS_KEY] = test
-        self._failures = item.session.testsfailed
+        item.stash[FAILURES_KEY] = item.session.testsfailed
         self.guard.open(test.checks, test.measures_memory)
         if self.reporting is not None:
             self.reporting.open()
@@ -247,43 +251,40 @@ class ResourcesPlugin:
                 self._verdict(item, test)
 
     def _verdict(self, item: pytest.Item, test: settings.TestSettings) -> None:
-        assert self.guard is not None
-        window = self.guard.window
-        leaks = self.guard.close(test.grace, test.strict)
-        if self.guard.disabled:
+        guard = self.guard
+        assert guard is not None
+        window = guard.window
+        judgement = guard.close(
+            test,
+            item.nodeid,
+            item.stash.get(GROWTH_KEY, None) if self._repeating else None,
+            complete=not item.stash.get(INCOMPLETE_KEY, False),
+        )
+        if guard.disabled:
             self._warn_disabled()
-        figures = self.guard.memory
-        growth = item.stash.get(GROWTH_KEY, None) if self._repeating else None
-        if figures is not None or growth is not None:
-            self._memory[item.nodeid] = memory_record(figures, growth)
-            self._carry(item.config)
-            leaks += memory_leaks(
-                figures, test.memory_limit, growth, self.settings.repeat_threshold
-            )
-        if not leaks and test.allowed is None and self.reporting is None:
-            return  # the common case: nothing to judge, record or report
-        judgement = judge(leaks, test.allowed)
-        if self.reporting is not None:
-            judgement = self.reporting.close(item.nodeid, judgement, self.guard.checker, window)
+        if self.reporting is not None and window is not None:
+            counts = self.reporting.counts(guard.checker, window)
+            if counts is not None:
+                item.stash[COUNTS_KEY] = counts
+        if judgement is CLEAN:
+            return  # the common case: nothing to tell or carry
+        item.stash[JUDGEMENT_KEY] = judgement
+        self._carry(item.config)
         if judgement.clean:
             return
-        found = self._records[item.nodeid] = records(judgement)
-        self._carry(item.config)
         item.user_properties.extend(
-            ("resource_leak", record_text(r)) for r in found if not r.get("allowed")
+            ("resource_leak", line) for line in finding_lines(judgement, allowed=False)
         )
         text = message(item.nodeid, judgement, test.allow_reason)
         if text:
-            failed = item.session.testsfailed > self._failures
+            failed = item.session.testsfailed > item.stash.get(FAILURES_KEY, 0)
             deliver(item, text, test.strict, already_failed=failed)
 
     def _carry(self, config: pytest.Config) -> None:
-        """Register the logreport hook (from now on): it costs three hook calls per test, so a
-        run pays for it only once a report has something to carry. Registered before the
-        teardown report is made, it sees this test's."""
-        if self._carrier is None:
-            self._carrier = ReportCarrier(self)
-            config.pluginmanager.register(self._carrier, "resources-reports")
+        """From now on, results reach teardown reports (see ReportCarrier for why not always)."""
+        if not self._carrying:
+            self._carrying = True
+            config.pluginmanager.register(self.carrier, "resources-reports")
 
     def _warn_disabled(self) -> None:
         assert self.guard is not None
@@ -319,41 +320,10 @@ class ResourcesPlugin:
         if self.guard is not None and fixturedef.scope != "function":
             self.guard.release(_owner(fixturedef))
 
-    def logreport(self, report: pytest.TestReport) -> None:
-        if self.reporting is not None:
-            self.reporting.add(report)
-        if report.when != "teardown":
-            return
-        if self._memory or self._records:
-            nodeid = report.nodeid  # a property that builds the string
-            if (memory := self._memory.pop(nodeid, None)) is not None:
-                setattr(report, MEMORY_ATTR, memory)
-            if (found := self._records.pop(nodeid, None)) is not None:
-                setattr(report, REPORT_ATTR, found)
-        self.summary.add(report)
-
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         self.summary.write(terminalreporter, self.settings.strict)
         if self.reporting is not None:
             self.reporting.summary(terminalreporter)
-
-
-class ReportCarrier:
-    """Puts each test's leak records and memory figures on its teardown report, where
-    junitxml, user hooks and xdist's serialisation find them, and sums them up."""
-
-    def __init__(self, plugin: ResourcesPlugin) -> None:
-        self.plugin = plugin
-
-    @pytest.hookimpl(tryfirst=True)  # before junitxml and xdist's serialisation
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.plugin.logreport(report)
-
-
-def _xdist_controller(config: pytest.Config) -> bool:
-    """Whether this process hands tests to xdist workers (and gets their reports)."""
-    dist: str = getattr(config.option, "dist", "no")
-    return dist != "no" and not hasattr(config, "workerinput")
 
 
 def _owner(fixturedef: pytest.FixtureDef[Any]) -> str:

@@ -1,4 +1,5 @@
-"""The session's leak checking: probes, the open window, scope ownership and event loops."""
+"""The session's leak checking: probes, the open window, scope ownership and event loops.
+Closing a window gives the test's whole verdict (``verdict.decide``)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from .probes.fds import FdProbe
 from .probes.processes import ProcessProbe
 from .probes.tasks import LoopRegistry, TaskProbe, pending_before_close
 from .probes.threads import ThreadProbe
-from .settings import Settings
-from .verdict import Checker, Window
+from .settings import Settings, TestSettings
+from .verdict import CLEAN, Checker, Judgement, KnownLeaks, Window, decide
 
 if TYPE_CHECKING:
-    from .probes.memory import MemoryFigures, MemoryMeter
+    from .probes.memory import Growth, MemoryMeter
+    from .trace import Tracer
 
 
 def build_probes(settings: Settings, loops: LoopRegistry) -> dict[str, Probe]:
@@ -34,28 +36,39 @@ def build_probes(settings: Settings, loops: LoopRegistry) -> dict[str, Probe]:
 class Guard:
     """One per session. Opens a window per test and closes it into a list of leaks."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, known: KnownLeaks | None = None) -> None:
         self.settings = settings
         self.loops = LoopRegistry()
-        self.checker = Checker(build_probes(settings, self.loops))
+        #: Creation sites (``--resource-trace``); imported only by runs that trace.
+        self.tracer: Tracer | None = None
+        if settings.trace:
+            from .trace import Tracer
+
+            self.tracer = Tracer()
+        annotate = self.tracer.annotate if self.tracer is not None else None
+        self.checker = Checker(build_probes(settings, self.loops), annotate)
+        #: The baseline file's known leaks (``--resource-baseline``).
+        self.known = known
         self.capture = EventCapture(self._event)
         self.window: Window | None = None
         self._meter: MemoryMeter | None = None  # made on first use: memory is opt-in
         self._measuring = False
         self._probed: dict[tuple[str, ...], tuple[str, ...]] = {}
-        #: The memory figures of the window closed last (None when it measured none).
-        self.memory: MemoryFigures | None = None
         #: Self-announced leaks seen while no window was open; the next window gets them.
         self.between: list[Leak] = []
 
     def start(self) -> None:
         self.capture.start()
+        if self.tracer is not None:
+            self.tracer.start()
         if self.settings.per_test.measures_memory:
             # Made before the first test: the files it keeps open belong to the session.
             self._memory_meter()
 
     def stop(self) -> None:
         self.capture.stop()
+        if self.tracer is not None:
+            self.tracer.stop()
         self.checker.close()
         if self._meter is not None:
             self._meter.close()
@@ -89,21 +102,38 @@ class Guard:
             probed = self._probed[kinds] = tuple(k for k in kinds if k != "memory")
         return probed
 
-    def close(self, grace: float, strict: bool) -> list[Leak]:
+    def close(
+        self,
+        test: TestSettings,
+        nodeid: str,
+        growth: Growth | None = None,
+        complete: bool = True,
+    ) -> Judgement:
+        """Close the window and judge it: ``growth`` from repeated runs of the body, and
+        ``complete`` false for a test that failed or was skipped before its end."""
         window = self.window
         if window is None:
-            return []
+            return CLEAN
         # Read before our own verdict work (gc, snapshots) can move RSS.
-        self.memory = self._meter.end() if self._measuring and self._meter else None
+        figures = self._meter.end() if self._measuring and self._meter else None
         try:
             # The window stays open while finishing: the gc pass can set off ResourceWarnings.
-            leaks, diffs = self.checker.finish(window, grace)
-            if strict and leaks:
+            leaks, diffs = self.checker.finish(window, test.grace)
+            if test.strict and leaks:
                 self.checker.cleanup(window, diffs)
         finally:
             self.window = None
             self.capture.close_window()
-        return leaks
+        return decide(
+            leaks,
+            test,
+            figures=figures,
+            growth=growth,
+            threshold=self.settings.repeat_threshold,
+            known=self.known,
+            nodeid=nodeid,
+            complete=complete,
+        )
 
     def _memory_meter(self) -> MemoryMeter:
         if self._meter is None:
@@ -129,7 +159,10 @@ class Guard:
     def before_loop_close(self, loop: asyncio.AbstractEventLoop, owner: str) -> None:
         """Report tasks a runner is about to cancel silently (pytest-asyncio issue 1044)."""
         if "tasks" in self.settings.checks and "tasks" not in self.checker.disabled:
-            for leak in pending_before_close(loop, self.loops, self.settings.grace, owner):
+            found = pending_before_close(
+                loop, self.loops, self.settings.grace, owner, self.checker.annotate
+            )
+            for leak in found:
                 self._event(leak)
         self.loops.discard(loop)  # closed next: later snapshots need not look at it
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -11,9 +11,9 @@ from .markers import marker_names
 from .settings import Settings, settings_of
 
 if TYPE_CHECKING:  # the memory module is imported only by runs that measure memory
-    from .probes.memory import Growth, MemoryFigures
+    from .probes.memory import Growth
 
-GROWTH_KEY = pytest.StashKey["Growth"]()
+GROWTH_KEY: pytest.StashKey[Growth] = pytest.StashKey()
 
 
 def wants_repeat(settings: Settings, items: list[pytest.Item]) -> bool:
@@ -42,11 +42,3 @@ class RepeatPlugin:
 
             item.stash[GROWTH_KEY] = measure_growth(item.runtest, test.repeat, self.threshold)
         return result
-
-
-def memory_record(figures: MemoryFigures | None, growth: Growth | None) -> dict[str, Any]:
-    """The JSON-ready memory figures of one test."""
-    record: dict[str, Any] = figures.to_dict() if figures is not None else {}
-    if growth is not None:
-        record["growth"] = growth.to_dict()
-    return record

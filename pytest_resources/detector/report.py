@@ -1,9 +1,9 @@
-"""Telling: leak messages, report records that travel with xdist, and the terminal section."""
+"""Telling: leak messages, the strict failure or warning, and the terminal section."""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -12,8 +12,6 @@ from ..errors import ResourceLeakWarning
 from .probes.base import Leak
 from .verdict import Judgement
 
-REPORT_ATTR = "resource_leaks"
-MEMORY_ATTR = "resource_memory"
 SECTION = "resource leaks"
 
 
@@ -66,58 +64,35 @@ def deliver(item: pytest.Item, text: str, strict: bool, already_failed: bool) ->
         )
 
 
-def _count(leaks: list[Leak]) -> str:
+def _count(leaks: tuple[Leak, ...]) -> str:
     return f"{len(leaks)} resource{'s' if len(leaks) != 1 else ''}"
 
 
-def records(judgement: Judgement) -> list[dict[str, Any]]:
-    """JSON-ready records; they ride on the teardown report (and so cross xdist)."""
-    out = [dict(leak.to_dict(), allowed=False) for leak in judgement.failing]
-    out += [dict(leak.to_dict(), allowed=True) for leak in judgement.tolerated]
-    out += [
-        {"kind": kind, "identity": "allow_leaks marker is stale", "stale": True, "allowed": False}
-        for kind in judgement.stale
+def finding_lines(judgement: Judgement, *, allowed: bool = True) -> list[str]:
+    """One text per finding, in the order of the report records; ``allowed=False`` leaves out
+    what ``allow_leaks`` or the baseline expects."""
+    lines = [leak.text() for leak in judgement.failing]
+    if allowed:
+        lines += [f"{leak.text()} (allowed)" for leak in judgement.tolerated]
+    lines += [
+        f"allow_leaks({kind!r}) is stale: the test no longer leaks it" for kind in judgement.stale
     ]
-    out += [dict(leak.to_dict(), allowed=True, baselined=True) for leak in judgement.known]
-    out += [
-        {
-            "kind": kind,
-            "identity": "baseline entry no longer leaks",
-            "signature": sig,
-            "count": count,
-            "fixed": True,
-            "allowed": False,
-        }
-        for kind, sig, count in judgement.fixed
-    ]
-    return out
-
-
-def record_text(record: Mapping[str, Any]) -> str:
-    if record.get("stale"):
-        return f"allow_leaks({record['kind']!r}) is stale: the test no longer leaks it"
-    if record.get("fixed"):
-        return fixed_text([(record["kind"], record["signature"], record.get("count", 1))])
-    leak = Leak.from_dict(record)
-    text = leak.text()
-    if record.get("baselined"):
-        return f"{text} (in baseline)"
-    return f"{text} (allowed)" if record.get("allowed") else text
+    if allowed:
+        lines += [f"{leak.text()} (in baseline)" for leak in judgement.known]
+    lines += [fixed_text([entry]) for entry in judgement.fixed]
+    return lines
 
 
 class Summary:
-    """Collects leak records from teardown reports (local or from xdist workers)."""
+    """Collects the verdicts worth telling (local, or from xdist workers' reports)."""
 
     def __init__(self) -> None:
-        self.tests: dict[str, list[dict[str, Any]]] = {}
+        self.tests: dict[str, list[Judgement]] = {}
         self.outside: list[Leak] = []
         self.problems: list[str] = []
 
-    def add(self, report: pytest.TestReport) -> None:
-        # From the report's own attributes: a getattr() that misses (most tests) raises.
-        found = vars(report).get(REPORT_ATTR)
-        if found:
-            self.tests.setdefault(report.nodeid, []).extend(found)
+    def add(self, nodeid: str, judgement: Judgement) -> None:
+        self.tests.setdefault(nodeid, []).append(judgement)
 
     def write(self, terminal: Any, strict: bool) -> None:
         if not (self.tests or self.outside or self.problems):
@@ -125,15 +100,18 @@ class Summary:
         terminal.write_sep("=", SECTION, yellow=not strict, red=strict)
         for problem in self.problems:
             terminal.write_line(f"plugin problem: {problem}", yellow=True)
-        for nodeid, found in self.tests.items():
+        for nodeid, judgements in self.tests.items():
             terminal.write_line(f"{nodeid}:")
-            for record in found:
-                terminal.write_line("  " + record_text(record).replace("\n", "\n  "))
+            for judgement in judgements:
+                for line in finding_lines(judgement):
+                    terminal.write_line("  " + line.replace("\n", "\n  "))
         if self.outside:
             terminal.write_line("outside any test (session teardown):")
             terminal.write_line(leak_lines(self.outside))
         leaking = sum(
-            1 for found in self.tests.values() if any(not r.get("allowed") for r in found)
+            1
+            for judgements in self.tests.values()
+            if any(j.failing or j.stale or j.fixed for j in judgements)
         )
         allowed = len(self.tests) - leaking
         mode = "strict: these tests error" if strict else "warn mode: outcomes unchanged"

@@ -44,8 +44,8 @@ class Settings(NamedTuple):
 
     @property
     def reports(self) -> bool:
-        """Is a report, trace or baseline asked for?"""
-        return bool(self.report or self.html or self.trace or self.baseline)
+        """Is a report file or a baseline asked for?"""
+        return bool(self.report or self.html or self.baseline)
 
     @property
     def per_test(self) -> TestSettings:
@@ -71,6 +71,8 @@ class TestSettings(NamedTuple):
         return "memory" in self.checks or self.memory_limit is not None
 
 
+#: The session's settings (``config.stash``).
+SESSION_KEY = pytest.StashKey[Settings]()
 #: Where each test's settings live while it runs.
 SETTINGS_KEY = pytest.StashKey[TestSettings]()
 

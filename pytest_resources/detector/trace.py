@@ -5,6 +5,7 @@ Nothing is installed until ``Tracer.start()``. Then: ``threading.Thread.start`` 
 coroutines record their origin (``sys.set_coroutine_origin_tracking_depth``), and one audit
 hook watches ``open``, ``socket.__new__`` and ``subprocess.Popen``. ``stop()`` undoes all of
 it except the audit hook, which Python cannot remove: it stays, inert, returning at once.
+The tracer belongs to the session's Guard; nothing here is module state.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterable
 from types import FrameType
-from typing import Any, overload
+from typing import Any
 
 from .probes.base import Leak
 
@@ -28,8 +29,6 @@ MAX_SITES = 4096
 ORIGIN_DEPTH = 32
 WATCHED = frozenset({"open", "socket.__new__", "subprocess.Popen"})
 
-_active: Tracer | None = None
-_hooked = False
 _KEEP, _SKIP, _STOP = 0, 1, 2
 # Frames below these are the test runner's, not the code under test.
 _RUNNER_DIRS = ("/_pytest/", "/pluggy/", "/pytest_asyncio/", "/xdist/", "/execnet/")
@@ -54,28 +53,44 @@ class Tracer:
         self.commands: dict[str, Frames] = {}
         self._kinds: dict[str, int] = {__file__: _SKIP}
         self._stdlib = _stdlib_dirs()
-        self._thread_start: Callable[[threading.Thread], None] = threading.Thread.start
         self._depth = 0
+        self.active = False
+        self._hooked = False
+        self._thread_start: Callable[[threading.Thread], None] = threading.Thread.start
+        self._traced_start = self._make_traced_start()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        global _active, _hooked
-        if not _hooked:
-            sys.addaudithook(_audit)
-            _hooked = True
+        if not self._hooked:  # once per tracer: an audit hook cannot be removed
+            sys.addaudithook(self._audit)
+            self._hooked = True
         self._thread_start = threading.Thread.start
-        threading.Thread.start = _traced_start  # type: ignore[method-assign]
+        self._traced_start = self._make_traced_start()
+        threading.Thread.start = self._traced_start  # type: ignore[method-assign,assignment]
         self._depth = sys.get_coroutine_origin_tracking_depth()
         sys.set_coroutine_origin_tracking_depth(ORIGIN_DEPTH)
-        _active = self
+        self.active = True
 
     def stop(self) -> None:
-        global _active
-        _active = None
-        if threading.Thread.start is _traced_start:
+        self.active = False
+        if threading.Thread.start is self._traced_start:
             threading.Thread.start = self._thread_start  # type: ignore[method-assign,assignment]
         sys.set_coroutine_origin_tracking_depth(self._depth)
+
+    def _make_traced_start(self) -> Callable[[threading.Thread], None]:
+        original = self._thread_start
+
+        def traced_start(thread: threading.Thread) -> None:
+            if self.active:  # a reference taken while tracing was on may outlive it
+                self.threads[thread] = self.frames(sys._getframe(1))
+            return original(thread)
+
+        return traced_start
+
+    def _audit(self, event: str, args: tuple[Any, ...]) -> None:
+        if self.active and event in WATCHED:
+            self.on_event(event, args)
 
     # -- recording -------------------------------------------------------------------------
 
@@ -137,6 +152,13 @@ class Tracer:
 
     # -- lookup ----------------------------------------------------------------------------
 
+    def annotate(self, kind: str, key: Hashable, leak: Leak) -> Leak:
+        """``leak`` with its creation site, when tracing is on and the site is known."""
+        if not self.active or leak.created:
+            return leak
+        frames = self.site(kind, key)
+        return leak._replace(created=frames) if frames else leak
+
     def site(self, kind: str, key: Hashable) -> Frames:
         if kind == "threads" and isinstance(key, threading.Thread):
             return self.threads.get(key, ())
@@ -191,33 +213,3 @@ def _fileno(sock: Any) -> int:
         return int(sock.fileno())
     except Exception:  # a closed or broken socket object
         return -1
-
-
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    tracer = _active
-    if tracer is not None and event in WATCHED:
-        tracer.on_event(event, args)
-
-
-def _traced_start(self: threading.Thread) -> None:
-    tracer = _active
-    if tracer is None:  # a reference taken while tracing was on
-        return _ORIGINAL_START(self)
-    tracer.threads[self] = tracer.frames(sys._getframe(1))
-    return tracer._thread_start(self)
-
-
-_ORIGINAL_START = threading.Thread.start
-
-
-@overload
-def annotate(kind: str, key: Hashable, leak: Leak) -> Leak: ...
-@overload
-def annotate(kind: str, key: Hashable, leak: None) -> None: ...
-def annotate(kind: str, key: Hashable, leak: Leak | None) -> Leak | None:
-    """``leak`` with its creation site, when tracing is on and the site is known."""
-    tracer = _active
-    if tracer is None or leak is None or leak.created:
-        return leak
-    frames = tracer.site(kind, key)
-    return leak._replace(created=frames) if frames else leak

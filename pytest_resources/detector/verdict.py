@@ -1,4 +1,5 @@
-"""From snapshots to leaks: diff, one gc pass, a bounded backoff, then the verdict.
+"""From snapshots to leaks (diff, one gc pass, a bounded backoff), and from leaks to the
+verdict (``decide``).
 
 A clean test pays for two cheap snapshots per kind and an equality check. Only kinds whose
 snapshots differ get expanded, filtered, waited on and described.
@@ -8,15 +9,19 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Hashable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import trace
 from .probes.base import Leak, Probe
 from .sizes import format_size
 
 if TYPE_CHECKING:
     from .probes.memory import Growth, MemoryFigures
+    from .settings import TestSettings
+
+#: Adds a leak's creation site (``Tracer.annotate``, with ``--resource-trace``).
+Annotate = Callable[[str, Hashable, Leak], Leak]
 
 FIRST_DELAY = 0.001
 MAX_DELAY = 0.1
@@ -50,8 +55,9 @@ class Checker:
     allow it): whatever changes between two windows is attributed to the later one.
     """
 
-    def __init__(self, probes: Mapping[str, Probe]) -> None:
+    def __init__(self, probes: Mapping[str, Probe], annotate: Annotate | None = None) -> None:
         self.probes = dict(probes)
+        self.annotate: Annotate = annotate or _as_is
         #: Probes that bring a carried-over snapshot up to date (see Probe.refresh).
         self._refreshing = [
             (kind, probe)
@@ -161,9 +167,8 @@ class Checker:
                 remaining = self._wait_gone(kind, items, grace)
                 for key, value in remaining.items():
                     leak = self._guarded(kind, self.probes[kind].describe, key, None, value)
-                    leak = trace.annotate(kind, key, leak)
                     if leak is not None:
-                        leaks.append(leak._replace(owner=owner))
+                        leaks.append(self.annotate(kind, key, leak)._replace(owner=owner))
         return leaks
 
     # -- internals -------------------------------------------------------------------------
@@ -243,11 +248,12 @@ class Checker:
 
     def _describe(self, kind: str, diff: Diff) -> list[Leak]:
         probe = self.probes[kind]
-        leaks = [
-            trace.annotate(kind, key, self._guarded(kind, probe.describe, key, old, new))
-            for key, (old, new) in diff.items()
-        ]
-        return [leak for leak in leaks if leak is not None]
+        leaks = []
+        for key, (old, new) in diff.items():
+            leak = self._guarded(kind, probe.describe, key, old, new)
+            if leak is not None:
+                leaks.append(self.annotate(kind, key, leak))
+        return leaks
 
     def _safe_snapshot(self, kind: str) -> Any:
         return self._guarded(kind, self.probes[kind].snapshot)
@@ -279,36 +285,123 @@ class Checker:
             return None
 
 
-class Judgement(NamedTuple):
-    """Leaks sorted by what they mean for the test."""
+def _as_is(kind: str, key: Hashable, leak: Leak) -> Leak:
+    return leak
 
-    failing: list[Leak]
+
+class Judgement(NamedTuple):
+    """Everything decided about one test: its leaks sorted by what they mean, and its memory
+    figures. Made in one place, ``decide``; the rest of the plugin only tells it."""
+
+    failing: tuple[Leak, ...] = ()
     #: Leaks of kinds the test's ``allow_leaks`` marker expects.
-    tolerated: list[Leak]
+    tolerated: tuple[Leak, ...] = ()
     #: Kinds ``allow_leaks`` expects that did not leak: the marker is out of date.
-    stale: list[str]
+    stale: tuple[str, ...] = ()
     #: Leaks the baseline file lists, and its entries that did not leak: (kind, signature,
     #: count). Empty without a baseline.
     known: tuple[Leak, ...] = ()
     fixed: tuple[tuple[str, str, int], ...] = ()
+    #: RSS figures of a test that measured memory, and its growth over repeated runs.
+    figures: MemoryFigures | None = None
+    growth: Growth | None = None
 
     @property
     def clean(self) -> bool:
+        """Nothing to tell about leaks (memory figures alone are not a finding)."""
         return not (self.failing or self.tolerated or self.stale or self.known or self.fixed)
+
+
+#: The verdict of almost every test.
+CLEAN = Judgement()
+
+
+def decide(
+    leaks: list[Leak],
+    test: TestSettings,
+    *,
+    figures: MemoryFigures | None = None,
+    growth: Growth | None = None,
+    threshold: int = 0,
+    known: KnownLeaks | None = None,
+    nodeid: str = "",
+    complete: bool = True,
+) -> Judgement:
+    """The verdict of one test: the probes' ``leaks``, its memory limit and repeat growth, its
+    ``allow_leaks`` marker and the baseline, in that order. ``complete`` is false for a test
+    that failed or was skipped before its end (see ``KnownLeaks.apply``)."""
+    if figures is not None or growth is not None:
+        leaks = leaks + memory_leaks(figures, test.memory_limit, growth, threshold)
+    elif not leaks and test.allowed is None and known is None:
+        return CLEAN
+    judgement = judge(leaks, test.allowed)
+    if known is not None:
+        judgement = known.apply(nodeid, judgement, test.checks, complete)
+    if figures is not None or growth is not None:
+        judgement = judgement._replace(figures=figures, growth=growth)
+    return judgement
 
 
 def judge(leaks: list[Leak], allowed: frozenset[str] | None) -> Judgement:
     """Apply an ``allow_leaks`` marker: ``allowed`` is ``None`` without the marker and empty
     when the marker names no kind (any leak is expected)."""
     if allowed is None:
-        return Judgement(leaks, [], [])
-    failing = [leak for leak in leaks if allowed and leak.kind not in allowed]
-    tolerated = [leak for leak in leaks if not allowed or leak.kind in allowed]
+        return Judgement(tuple(leaks))
+    failing = tuple(leak for leak in leaks if allowed and leak.kind not in allowed)
+    tolerated = tuple(leak for leak in leaks if not allowed or leak.kind in allowed)
     if allowed:
-        stale = sorted(allowed - {leak.kind for leak in tolerated})
+        stale = tuple(sorted(allowed - {leak.kind for leak in tolerated}))
     else:
-        stale = [] if tolerated else ["any"]
+        stale = () if tolerated else ("any",)
     return Judgement(failing, tolerated, stale)
+
+
+#: A baseline: known leaks by nodeid, counted by (kind, stable signature).
+Known = dict[str, Counter[tuple[str, str]]]
+
+
+def signature(leak: Leak) -> str:
+    return leak.signature or leak.identity
+
+
+class KnownLeaks:
+    """The baseline file's entries, matched against each test's leaks (on whichever process
+    runs the test). Only leaks absent from the file count; listed leaks that no longer happen
+    are reported as fixed until the file is updated, so it only ever shrinks."""
+
+    def __init__(self, known: Known, update: bool) -> None:
+        self.known = known
+        self.update = update
+
+    def apply(
+        self, nodeid: str, judgement: Judgement, checks: Iterable[str], complete: bool
+    ) -> Judgement:
+        """Move listed leaks out of ``failing``; list entries that did not leak as fixed.
+
+        ``complete`` is false for a test that failed or was skipped before its end: what it
+        did not reach says nothing about a fix.
+        """
+        if self.update:
+            return judgement._replace(failing=(), known=judgement.failing)
+        expected = self.known.get(nodeid)
+        if not expected:
+            return judgement
+        budget = Counter(expected)
+        failing, known = [], []
+        for leak in judgement.failing:
+            key = (leak.kind, signature(leak))
+            if budget[key] > 0:
+                budget[key] -= 1
+                known.append(leak)
+            else:
+                failing.append(leak)
+        checked = set(checks)
+        fixed = tuple(
+            (kind, sig, count)
+            for (kind, sig), count in sorted(budget.items())
+            if count > 0 and kind in checked and complete
+        )
+        return judgement._replace(failing=tuple(failing), known=tuple(known), fixed=fixed)
 
 
 def memory_leaks(

@@ -94,7 +94,7 @@ class MemoryMeter:
         # getrusage's ru_maxrss is the reset high-water mark too, ten times cheaper than
         # /proc/self/status -- unless the kernel kept an older peak beside it (from an exited
         # thread, on some kernels): then it reads above the RSS we just reset to.
-        self._maxrss_follows = self._resettable and _maxrss() <= self._rss_before + RESET_SLACK
+        self._maxrss_follows = self._resettable and max_rss() <= self._rss_before + RESET_SLACK
 
     def end(self) -> MemoryFigures:
         after = self._rss()
@@ -102,8 +102,8 @@ class MemoryMeter:
 
     def _peak(self) -> int:
         if self._maxrss_follows:
-            return _maxrss()
-        return peak_rss() if self._resettable else 0
+            return max_rss()
+        return kernel_peak_rss() if self._resettable else 0
 
 
 def _open_proc(path: str, flags: int) -> int | None:
@@ -113,7 +113,8 @@ def _open_proc(path: str, flags: int) -> int | None:
         return None
 
 
-def _maxrss() -> int:
+def max_rss() -> int:
+    """The process's highest RSS since it started (or since the last reset), in bytes."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * MAXRSS_UNIT
 
 
@@ -135,7 +136,8 @@ def current_rss() -> int:
         return int(psutil.Process().memory_info().rss)
 
 
-def peak_rss() -> int:
+def kernel_peak_rss() -> int:
+    """The kernel's RSS high-water mark (VmHWM), which ``/proc/self/clear_refs`` resets."""
     try:
         status = _proc("/proc/self/status")
     except OSError:

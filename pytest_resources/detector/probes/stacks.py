@@ -7,8 +7,6 @@ import traceback
 from types import FrameType
 
 MAX_FRAMES = 6
-# threading's own frames at the bottom of every thread: noise in a leak report.
-_THREAD_PLUMBING = ("_bootstrap", "_bootstrap_inner", "run")
 
 
 def format_frames(frame: FrameType | None, limit: int = MAX_FRAMES) -> str:

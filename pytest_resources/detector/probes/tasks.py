@@ -11,11 +11,10 @@ import asyncio
 import contextlib
 import threading
 import weakref
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from types import CoroutineType, GeneratorType
 from typing import Any
 
-from .. import trace
 from .base import Leak, Probe
 
 
@@ -94,7 +93,11 @@ def run_until_done(tasks: Iterable[asyncio.Task[Any]], timeout: float) -> None:
 
 
 def pending_before_close(
-    loop: asyncio.AbstractEventLoop, registry: LoopRegistry, grace: float, owner: str = ""
+    loop: asyncio.AbstractEventLoop,
+    registry: LoopRegistry,
+    grace: float,
+    owner: str = "",
+    annotate: Callable[[str, Hashable, Leak], Leak] | None = None,
 ) -> list[Leak]:
     """Tasks still pending on ``loop`` (after ``grace`` seconds to finish) that nobody reported.
 
@@ -109,7 +112,8 @@ def pending_before_close(
     for task in pending:
         if not task.done():
             registry.reported.add(task)
-            leaks.append(trace.annotate("tasks", task, describe_task(task, owner)))
+            leak = describe_task(task, owner)
+            leaks.append(annotate("tasks", task, leak) if annotate else leak)
     return leaks
 
 

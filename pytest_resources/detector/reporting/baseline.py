@@ -1,7 +1,5 @@
-"""The baseline file: known leaks keyed by test, kind and stable signature.
-
-Only leaks absent from the file count; listed leaks that no longer happen are reported as
-fixed (and fail in strict mode) until the file is updated, so it only ever shrinks.
+"""The baseline file: known leaks keyed by test, kind and stable signature, read and written
+here; matched against each test's leaks by ``verdict.KnownLeaks``.
 """
 
 from __future__ import annotations
@@ -13,17 +11,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..probes.base import Leak
-from ..verdict import Judgement
+from ..verdict import Known
 
 VERSION = 1
 OPTION = "--resource-baseline"
 Key = tuple[str, str]  # (kind, signature)
-Known = dict[str, Counter[Key]]
-
-
-def signature(leak: Leak) -> str:
-    return leak.signature or leak.identity
 
 
 def load(path: Path) -> Known:
@@ -66,44 +58,6 @@ def dump(path: Path, known: Mapping[str, Counter[Key]]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
-
-
-class Baseline:
-    """Applies the file to each test's verdict (on whichever process runs the test)."""
-
-    def __init__(self, known: Known, update: bool) -> None:
-        self.known = known
-        self.update = update
-
-    def apply(
-        self, nodeid: str, judgement: Judgement, checks: Iterable[str], complete: bool
-    ) -> Judgement:
-        """Move listed leaks out of ``failing``; list entries that did not leak as fixed.
-
-        ``complete`` is false for a test that failed or was skipped before its end: what it
-        did not reach says nothing about a fix.
-        """
-        if self.update:
-            return judgement._replace(failing=[], known=tuple(judgement.failing))
-        expected = self.known.get(nodeid)
-        if not expected:
-            return judgement
-        budget = Counter(expected)
-        failing, known = [], []
-        for leak in judgement.failing:
-            key = (leak.kind, signature(leak))
-            if budget[key] > 0:
-                budget[key] -= 1
-                known.append(leak)
-            else:
-                failing.append(leak)
-        checked = set(checks)
-        fixed = tuple(
-            (kind, sig, count)
-            for (kind, sig), count in sorted(budget.items())
-            if count > 0 and kind in checked and complete
-        )
-        return judgement._replace(failing=failing, known=tuple(known), fixed=fixed)
 
 
 def updated(old: Known, ran: Mapping[str, Iterable[Mapping[str, Any]]], rootpath: Path) -> Known:

@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 
 from ..probes.base import Leak
-from ..report import MEMORY_ATTR, REPORT_ATTR
+from ..results import COUNTS_ATTR, MEMORY_ATTR, REPORT_ATTR
 from ..settings import Settings
-from .counts import COUNTS_ATTR
 
 SCHEMA_NAME = "pytest-resource-guard/report"
 #: Bumped when a field changes meaning or goes away; new optional fields keep the version.

@@ -1,5 +1,6 @@
-"""What the plugin calls for reports, the baseline and tracing; ``create`` gives ``None``
-when none of them is asked for, so a default run pays nothing per test."""
+"""What the plugin calls for report files and the baseline file; made only for runs that ask
+for one, so a default run pays nothing per test. Reading and writing only: the verdict,
+baseline included, is decided in ``verdict.decide``."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from ...xdist_roles import is_worker
 from ..probes.base import Leak
 from ..settings import Settings
-from ..trace import Tracer
-from ..verdict import Checker, Judgement, Window
+from ..verdict import Checker, KnownLeaks, Window
 from . import baseline, html_report, json_report
 from .counts import Recorder
 
@@ -20,23 +21,19 @@ class Reporting:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.settings = settings
         self.rootpath = config.rootpath
-        self.is_controller = not hasattr(config, "workerinput")
         wants_counts = settings.report is not None or settings.html is not None
         self.recorder = Recorder() if wants_counts else None
+        # Files are written by the process that sees every test: not an xdist worker.
         self.builder = (
             json_report.ReportBuilder(config, settings)
-            if wants_counts or settings.baseline_update
+            if (wants_counts or settings.baseline_update) and not is_worker(config)
             else None
         )
-        self.baseline: baseline.Baseline | None = None
+        #: The baseline file's entries, for the verdict (``Guard``).
+        self.known: KnownLeaks | None = None
         if settings.baseline is not None:
             known = baseline.load(settings.baseline) if settings.baseline.exists() else {}
-            self.baseline = baseline.Baseline(known, settings.baseline_update)
-        self.tracer = Tracer() if settings.trace else None
-        if self.tracer is not None:
-            self.tracer.start()
-        #: Tests whose setup or call did not pass: they may not have reached their leak.
-        self._incomplete: set[str] = set()
+            self.known = KnownLeaks(known, settings.baseline_update)
         self.written: list[str] = []
 
     @classmethod
@@ -54,40 +51,29 @@ class Reporting:
         if self.recorder is not None:
             self.recorder.open()
 
-    def close(
-        self, nodeid: str, judgement: Judgement, checker: Checker, window: Window | None
-    ) -> Judgement:
-        """The test's window closed: record its figures; the baseline may change the verdict."""
-        if self.recorder is not None and window is not None:
-            self.recorder.close(nodeid, checker.probes, window.before, checker.last)
-        if self.baseline is not None and window is not None:
-            complete = nodeid not in self._incomplete
-            judgement = self.baseline.apply(nodeid, judgement, window.kinds, complete)
-        return judgement
+    @property
+    def has_baseline(self) -> bool:
+        return self.known is not None
 
-    # -- on every process, for every phase report ------------------------------------------
+    def counts(self, checker: Checker, window: Window) -> dict[str, Any] | None:
+        """The test's window closed: its figures for the report files (None: none asked)."""
+        if self.recorder is None:
+            return None
+        return self.recorder.close(checker.probes, window.before, checker.last)
+
+    # -- where the reports of every test arrive --------------------------------------------
 
     def add(self, report: pytest.TestReport) -> None:
-        """Every phase report, before anything reads it (the teardown one gets the figures)."""
-        if report.when == "teardown":
-            self._incomplete.discard(report.nodeid)
-        elif not report.passed:
-            self._incomplete.add(report.nodeid)
-        if self.recorder is not None:
-            self.recorder.attach(report)
+        """Every phase report, once the carrier put the test's results on it."""
         if self.builder is not None:
             self.builder.add(report)
 
-    # -- on the controller -----------------------------------------------------------------
-
     def finish(self, exit_status: int, outside: Iterable[Leak], problems: Iterable[str]) -> None:
-        if self.tracer is not None:
-            self.tracer.stop()
-        if not self.is_controller or self.builder is None:
+        if self.builder is None:
             return
         s = self.settings
-        if s.baseline is not None and self.baseline is not None and s.baseline_update:
-            known = baseline.updated(self.baseline.known, self.builder.records(), self.rootpath)
+        if s.baseline is not None and self.known is not None and s.baseline_update:
+            known = baseline.updated(self.known.known, self.builder.records(), self.rootpath)
             baseline.dump(s.baseline, known)
             total = sum(sum(c.values()) for c in known.values())
             self.written.append(

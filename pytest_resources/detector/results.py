@@ -1,0 +1,146 @@
+"""How a test's verdict travels: it lives on ``item.stash`` from the moment it is decided, and
+one carrier puts it on the test's teardown report, where junitxml, users' hooks and xdist's
+serialisation find it. The xdist controller, which runs no test, reads it back from the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .probes.base import Leak
+from .verdict import Judgement
+
+if TYPE_CHECKING:
+    from .report import Summary
+    from .reporting.session import Reporting
+
+#: The verdict of a test that had something to tell (leaks, allowances, memory figures).
+JUDGEMENT_KEY = pytest.StashKey[Judgement]()
+#: Per-kind counts and RSS at the window's edges, for report files.
+COUNTS_KEY = pytest.StashKey[dict[str, Any]]()
+#: Set when the test's setup or call did not pass: it may not have reached its leak.
+INCOMPLETE_KEY = pytest.StashKey[bool]()
+
+#: Attributes of the teardown report (public: documented in docs/reference.md).
+REPORT_ATTR = "resource_leaks"
+MEMORY_ATTR = "resource_memory"
+COUNTS_ATTR = "resource_counts"
+
+
+def records(judgement: Judgement) -> list[dict[str, Any]]:
+    """JSON-ready leak records, in the order the terminal lists them."""
+    out = [dict(leak.to_dict(), allowed=False) for leak in judgement.failing]
+    out += [dict(leak.to_dict(), allowed=True) for leak in judgement.tolerated]
+    out += [
+        {"kind": kind, "identity": "allow_leaks marker is stale", "stale": True, "allowed": False}
+        for kind in judgement.stale
+    ]
+    out += [dict(leak.to_dict(), allowed=True, baselined=True) for leak in judgement.known]
+    out += [
+        {
+            "kind": kind,
+            "identity": "baseline entry no longer leaks",
+            "signature": sig,
+            "count": count,
+            "fixed": True,
+            "allowed": False,
+        }
+        for kind, sig, count in judgement.fixed
+    ]
+    return out
+
+
+def from_records(found: Iterable[Mapping[str, Any]]) -> Judgement:
+    """The inverse of ``records``, for reports that crossed from an xdist worker."""
+    failing: list[Leak] = []
+    tolerated: list[Leak] = []
+    stale: list[str] = []
+    known: list[Leak] = []
+    fixed: list[tuple[str, str, int]] = []
+    for record in found:
+        if record.get("stale"):
+            stale.append(str(record["kind"]))
+        elif record.get("fixed"):
+            fixed.append((str(record["kind"]), str(record["signature"]), record.get("count", 1)))
+        elif record.get("baselined"):
+            known.append(Leak.from_dict(record))
+        elif record.get("allowed"):
+            tolerated.append(Leak.from_dict(record))
+        else:
+            failing.append(Leak.from_dict(record))
+    return Judgement(tuple(failing), tuple(tolerated), tuple(stale), tuple(known), tuple(fixed))
+
+
+def memory_record(judgement: Judgement) -> dict[str, Any] | None:
+    """The JSON-ready memory figures of one test (None when it measured none)."""
+    if judgement.figures is None and judgement.growth is None:
+        return None
+    record: dict[str, Any] = judgement.figures.to_dict() if judgement.figures else {}
+    if judgement.growth is not None:
+        record["growth"] = judgement.growth.to_dict()
+    return record
+
+
+class ReportCarrier:
+    """Puts each test's results from ``item.stash`` on its teardown report and hands them to
+    the summary; feeds report files every phase report.
+
+    Registered on demand (``needed``), because a ``pytest_runtest_makereport`` wrapper costs
+    three hook calls per test, about 12 % of the plugin's cost on a clean test (measured with
+    ``benchmarks/overhead.py --instructions``): a run pays for it from its first test that has
+    something to carry, or from the start when report files or a baseline need every report.
+    Registered during a test's teardown hook, it still sees that test's teardown report.
+    """
+
+    def __init__(self, summary: Summary, reporting: Reporting | None) -> None:
+        self.summary = summary
+        self.reporting = reporting
+        # A baseline tells a fix only from tests that ran to their end.
+        self.tracks_incomplete = reporting is not None and reporting.has_baseline
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: others see what it attached
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if report.when == "teardown":
+            self._attach(item, report)
+        elif self.tracks_incomplete and not report.passed:
+            item.stash[INCOMPLETE_KEY] = True
+        if self.reporting is not None:
+            self.reporting.add(report)
+        return report
+
+    def _attach(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        stash = item.stash
+        counts = stash.get(COUNTS_KEY, None)
+        if counts is not None:
+            setattr(report, COUNTS_ATTR, counts)
+        judgement = stash.get(JUDGEMENT_KEY, None)
+        if judgement is None:
+            return
+        if (memory := memory_record(judgement)) is not None:
+            setattr(report, MEMORY_ATTR, memory)
+        if not judgement.clean:
+            setattr(report, REPORT_ATTR, records(judgement))
+            self.summary.add(report.nodeid, judgement)
+
+
+class ControllerFeed:
+    """On the xdist controller: the workers' tests reach it only as reports."""
+
+    def __init__(self, summary: Summary, reporting: Reporting | None) -> None:
+        self.summary = summary
+        self.reporting = reporting
+
+    @pytest.hookimpl(tryfirst=True)  # before junitxml and the terminal read the report
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":
+            found = vars(report).get(REPORT_ATTR)  # a getattr() that misses raises inside
+            if found:
+                self.summary.add(report.nodeid, from_records(found))
+        if self.reporting is not None:
+            self.reporting.add(report)
