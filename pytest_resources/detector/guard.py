@@ -124,15 +124,16 @@ class Guard:
         finally:
             self.window = None
             self.capture.close_window()
+        # Positional: this call is on every test's path.
         return decide(
             leaks,
             test,
-            figures=figures,
-            growth=growth,
-            threshold=self.settings.repeat_threshold,
-            known=self.known,
-            nodeid=nodeid,
-            complete=complete,
+            figures,
+            growth,
+            self.settings.repeat_threshold,
+            self.known,
+            nodeid,
+            complete,
         )
 
     def _memory_meter(self) -> MemoryMeter:

@@ -319,7 +319,6 @@ CLEAN = Judgement()
 def decide(
     leaks: list[Leak],
     test: TestSettings,
-    *,
     figures: MemoryFigures | None = None,
     growth: Growth | None = None,
     threshold: int = 0,
