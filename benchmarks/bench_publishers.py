@@ -25,7 +25,7 @@ from typing import Any
 
 from pytest_resources.brokers import process
 from pytest_resources.brokers.base import Unavailable
-from pytest_resources.brokers.chain import KIND_SPECS
+from pytest_resources.brokers.kinds import KIND_SPECS
 from pytest_resources.brokers.wire import free_ports, wait_ready
 from pytest_resources.components.publishers import (
     BasePublisher,

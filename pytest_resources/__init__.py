@@ -6,13 +6,13 @@ Components are imported on first use, so loading the plugin stays cheap.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .detector.probes.base import Leak
-from .errors import ResourceGuardWarning, ResourceLeakError, ResourceLeakWarning
-
 if TYPE_CHECKING:
+    # The one table of public names: type checkers read these imports, and at run time
+    # __getattr__ reads this block to import each name from its module on first use.
     from .brokers.base import (
         Broker as Broker,
         BrokerError as BrokerError,
@@ -105,120 +105,43 @@ if TYPE_CHECKING:
         TaskManager as TaskManager,
         TaskPoolClosedError as TaskPoolClosedError,
     )
+    from .detector.probes.base import Leak as Leak
+    from .errors import (
+        ResourceGuardWarning as ResourceGuardWarning,
+        ResourceLeakError as ResourceLeakError,
+        ResourceLeakWarning as ResourceLeakWarning,
+    )
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    # The queues' CloseResult stays in its module: the publishers' owns the top-level name.
-    "pytest_resources.components.queues": (
-        "DeadLetter",
-        "Delivery",
-        "InMemoryMessageQueue",
-        "ManualClock",
-        "MessageQueue",
-        "MessageQueueClosedError",
-        "MessageQueueUnavailableError",
-        "QueueStats",
-        "RabbitMQMessageQueue",
-        "RedisMessageQueue",
-        "RetryPolicy",
-    ),
-    "pytest_resources.components.workers": (
-        "InstanceFactory",
-        "PoolHealth",
-        "TaskAbandonedError",
-        "TaskContext",
-        "TaskFailedError",
-        "TaskHandle",
-        "TaskHandler",
-        "TaskManager",
-        "TaskPoolClosedError",
-    ),
-    "pytest_resources.components.publishers": (
-        "BasePublisher",
-        "CloseResult",
-        "ConsolePublisher",
-        "ConsoleSettings",
-        "KafkaPublisher",
-        "KafkaSettings",
-        "PublishError",
-        "PublishReceipt",
-        "PublisherClosedError",
-        "PublisherConfigError",
-        "PublisherSettings",
-        "PublisherStartError",
-        "RabbitMQPublisher",
-        "RabbitMQSettings",
-        "RedisPublisher",
-        "RedisSettings",
-        "create_publisher",
-    ),
-    "pytest_resources.components.lifecycle": (
-        "CleanupError",
-        "CleanupRegistry",
-        "RegistryClosedError",
-    ),
-    "pytest_resources.components.tasks": (
-        "BackgroundTaskManager",
-        "FailureHandler",
-        "PendingLimitError",
-        "ShutdownStats",
-        "StuckTask",
-        "TaskFailure",
-        "TaskManagerClosedError",
-        "TaskStats",
-    ),
-    "pytest_resources.brokers.base": ("Broker", "BrokerError", "NoBroker"),
-    "pytest_resources.components.buffers": (
-        "BoundedQueue",
-        "Clock",
-        "Overflow",
-        "QueueClosedError",
-        "Replay",
-        "ReplayBuffer",
-        "ReplayBufferClosedError",
-        "ReplayEntry",
-    ),
-    "pytest_resources.components.processes": (
-        "ProcessExit",
-        "ProcessStopError",
-        "ProcessSupervisor",
-        "ProcessSupervisorError",
-    ),
-    "pytest_resources.components.state": (
-        "ApproachingLimit",
-        "CleanupFailed",
-        "CleanupTriggered",
-        "EvictionCallback",
-        "FastModeError",
-        "InvalidLimitsError",
-        "LimitExceeded",
-        "ResourceLimits",
-        "ResourceStats",
-        "StateAlert",
-        "StateMonitor",
-    ),
-}
-_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
-__all__ = [
-    "Leak",
-    "ResourceGuardWarning",
-    "ResourceLeakError",
-    "ResourceLeakWarning",
-    "__version__",
-    *_MODULE_OF,
-]
+@functools.cache
+def _module_of() -> dict[str, str]:
+    """Name -> module, read from the ``TYPE_CHECKING`` imports above on first use, so that
+    ``import pytest_resources`` imports no component (and not pytest)."""
+    import ast
+
+    with open(__file__, encoding="utf-8") as source:
+        tree = ast.parse(source.read())
+    table = next(node for node in tree.body if isinstance(node, ast.If))
+    return {
+        alias.name: f"{__name__}.{node.module}"
+        for node in table.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
 
 
 def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
+    if name == "__all__":
+        return ["__version__", *_module_of()]
+    module = _module_of().get(name)
     if module is None:
-        raise AttributeError(f"module 'pytest_resources' has no attribute {name!r}")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted(["__version__", *_module_of()])

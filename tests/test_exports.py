@@ -41,3 +41,40 @@ def test_the_plugin_registers_every_fixture_module() -> None:
     assert sorted(FIXTURE_MODULES) == sorted(
         m.name for m in pkgutil.iter_modules(fixtures.__path__)
     )
+
+
+def _component_modules() -> list[str]:
+    from pytest_resources import components
+
+    prefix = f"{components.__name__}."
+    return [components.__name__] + [
+        m.name for m in pkgutil.walk_packages(components.__path__, prefix)
+    ]
+
+
+@pytest.mark.parametrize("module", _component_modules())
+def test_a_component_imports_without_pytest_or_the_detector(module: str) -> None:
+    # Components are usable without pytest: importing one must not pull it (or the
+    # detector, brokers and fixtures that need it) in.
+    code = (
+        "import sys\n"
+        f"import {module}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pytest', '_pytest')\n"
+        "    or m.startswith(('pytest_resources.detector', 'pytest_resources.brokers',\n"
+        "                     'pytest_resources.fixtures', 'pytest_resources.plugin'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_package_imports_without_pytest() -> None:
+    code = "import sys, pytest_resources\nprint('pytest' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_public_names_are_listed_once_and_typed() -> None:
+    # The TYPE_CHECKING imports of __init__ are the only table: every entry resolves, and
+    # dir() offers exactly those names.
+    assert sorted(dir(pytest_resources)) == sorted(pytest_resources.__all__)
+    assert len(set(pytest_resources.__all__)) == len(pytest_resources.__all__)

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import container, fake, kafka, process, rabbitmq, redis
+from . import container, fake, process
 from .base import Broker, BrokerError, Kind, Launch, NoBroker, Progress, Unavailable
+from .kinds import KIND_SPECS
 from .owner import Owner
 from .shared import SessionDir, register, stale_sessions, unregister
 from .wire import free_ports, wait_ready
@@ -22,7 +23,6 @@ from .wire import free_ports, wait_ready
 if TYPE_CHECKING:
     from .settings import BrokerSettings
 
-KIND_SPECS: dict[str, Kind] = {k.name: k for k in (redis.KIND, rabbitmq.KIND, kafka.KIND)}
 #: An explicit URL may point at a service that is still starting; it gets this long.
 URL_WAIT = 10.0
 #: A broker another process started gets this long to answer before it is replaced.

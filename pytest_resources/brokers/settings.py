@@ -36,7 +36,7 @@ class BrokerSettings(NamedTuple):
     timeout: float = DEFAULT_TIMEOUT
 
     def image(self, kind: str) -> str:
-        from .chain import KIND_SPECS  # on use: the chain imports every provider
+        from .kinds import KIND_SPECS  # on use: it imports every kind's module
 
         return self.images.get(kind) or KIND_SPECS[kind].default_image
 
@@ -103,7 +103,7 @@ def _seconds(source: Source | None) -> float:
 
 
 def _parse_url(kind: str, value: str) -> str:
-    from .chain import KIND_SPECS  # on use: the chain imports every provider
+    from .kinds import KIND_SPECS  # on use: it imports every kind's module
 
     return KIND_SPECS[kind].parse_url(value)
 

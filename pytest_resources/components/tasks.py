@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, Protocol, TypedDict, TypeVar
 
-from ..detector.probes.tasks import await_chain
+from ..awaits import await_chain
 
 __all__ = [
     "BackgroundTaskManager",

@@ -9,8 +9,8 @@ import psutil
 import pytest
 
 from pytest_resources.brokers.base import Unavailable
-from pytest_resources.brokers.chain import KIND_SPECS
 from pytest_resources.brokers.container import docker_client
+from pytest_resources.brokers.kinds import KIND_SPECS
 from pytest_resources.fixtures.brokers import broker_session
 
 #: One inner test per broker kind that proves a real client round trip.

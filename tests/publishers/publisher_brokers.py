@@ -20,7 +20,7 @@ import pytest
 
 from pytest_resources.brokers import process
 from pytest_resources.brokers.base import Launch, Unavailable
-from pytest_resources.brokers.chain import KIND_SPECS
+from pytest_resources.brokers.kinds import KIND_SPECS
 from pytest_resources.brokers.wire import free_ports, wait_ready
 from pytest_resources.fixtures.brokers import broker_session
 

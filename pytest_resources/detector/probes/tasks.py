@@ -12,9 +12,9 @@ import contextlib
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterable
-from types import CoroutineType, GeneratorType
 from typing import Any
 
+from ...awaits import await_chain
 from .base import Leak, Probe
 
 
@@ -129,20 +129,3 @@ def describe_task(task: asyncio.Task[Any], owner: str = "") -> Leak:
         signature=f"tasks:{name}",
         owner=owner,
     )
-
-
-def await_chain(coro: object) -> list[str]:
-    """One line per coroutine the task is suspended in, following ``await``s inwards."""
-    lines = []
-    while coro is not None:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is not None:
-            code = frame.f_code
-            lines.append(f"{code.co_filename}:{frame.f_lineno} in {code.co_name}")
-        if isinstance(coro, CoroutineType):
-            coro = coro.cr_await
-        elif isinstance(coro, GeneratorType):
-            coro = coro.gi_yieldfrom
-        else:
-            break
-    return lines
