@@ -15,9 +15,10 @@ from .brokers import options as broker_options
 from .detector import settings
 from .detector.guard import Guard
 from .detector.markers import marker_names
+from .detector.ownership import fixture_owner
 from .detector.probes.base import KINDS
 from .detector.repeat import GROWTH_KEY, RepeatPlugin, wants_repeat
-from .detector.report import Summary, deliver, finding_lines, message
+from .detector.report import Summary, deliver, finding_lines, message, surface
 from .detector.reporting import options as report_options
 from .detector.results import (
     COUNTS_KEY,
@@ -248,7 +249,11 @@ class ResourcesPlugin:
         finally:
             test = settings.settings_of(item)
             if self.guard is not None and test is not None:
-                self._verdict(item, test)
+                try:
+                    self._verdict(item, test)
+                finally:
+                    if self.guard.surfaced:
+                        surface(self.guard.take_surfaced())
 
     def _verdict(self, item: pytest.Item, test: settings.TestSettings) -> None:
         guard = self.guard
@@ -258,7 +263,8 @@ class ResourcesPlugin:
             test,
             item.nodeid,
             item.stash.get(GROWTH_KEY, None) if self._repeating else None,
-            complete=not item.stash.get(INCOMPLETE_KEY, False),
+            not item.stash.get(INCOMPLETE_KEY, False),
+            item,
         )
         if guard.disabled:
             self._warn_disabled()
@@ -302,15 +308,15 @@ class ResourcesPlugin:
         guard = self.guard
         if guard is None:
             return (yield)
-        if fixturedef.scope == "function" or guard.window is None:
+        if fixturedef.scope == "function":
             value = yield
         else:
-            with guard.scoped_fixture(_owner(fixturedef)):
+            with guard.scoped_fixture(fixturedef):
                 value = yield
         if isinstance(value, asyncio.Runner):
             loop = value.get_loop()
             guard.watch_loop(loop)
-            loop_owner = "" if fixturedef.scope == "function" else _owner(fixturedef)
+            loop_owner = "" if fixturedef.scope == "function" else fixture_owner(fixturedef)
             # Added after the runner fixture's own finalizer, so it runs before it.
             fixturedef.addfinalizer(partial(guard.before_loop_close, loop, loop_owner))
         return value
@@ -318,13 +324,9 @@ class ResourcesPlugin:
     def pytest_fixture_post_finalizer(self, fixturedef: pytest.FixtureDef[Any]) -> None:
         # Runs after the fixture's own teardown: what it still owns now has leaked.
         if self.guard is not None and fixturedef.scope != "function":
-            self.guard.release(_owner(fixturedef))
+            self.guard.fixture_ended(fixturedef)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         self.summary.write(terminalreporter, self.settings.strict)
         if self.reporting is not None:
             self.reporting.summary(terminalreporter)
-
-
-def _owner(fixturedef: pytest.FixtureDef[Any]) -> str:
-    return f"{fixturedef.scope}-scoped fixture {fixturedef.argname!r}"

@@ -3,11 +3,15 @@ Closing a window gives the test's whole verdict (``verdict.decide``)."""
 
 from __future__ import annotations
 
+import _thread
 import asyncio
+import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from . import ownership
+from .probes import threads
 from .probes.base import Leak, Probe
 from .probes.env import EnvProbe
 from .probes.events import EventCapture
@@ -46,7 +50,13 @@ class Guard:
 
             self.tracer = Tracer()
         annotate = self.tracer.annotate if self.tracer is not None else None
-        self.checker = Checker(build_probes(settings, self.loops), annotate)
+        self.owners = ownership.Owners()
+        self.checker = Checker(
+            build_probes(settings, self.loops),
+            annotate,
+            claimer=self.owners.claim,
+            collect=self._collect,
+        )
         #: The baseline file's known leaks (``--resource-baseline``).
         self.known = known
         self.capture = EventCapture(self._event)
@@ -56,6 +66,9 @@ class Guard:
         self._probed: dict[tuple[str, ...], tuple[str, ...]] = {}
         #: Self-announced leaks seen while no window was open; the next window gets them.
         self.between: list[Leak] = []
+        #: Unraisable exceptions the plugin's own gc passes set off that are not recorded
+        #: leaks: the current test's, reported on it (see take_surfaced).
+        self.surfaced: list[str] = []
 
     def start(self) -> None:
         self.capture.start()
@@ -73,11 +86,14 @@ class Guard:
         if self._meter is not None:
             self._meter.close()
 
-    def _event(self, leak: Leak) -> None:
+    def _event(self, leak: Leak) -> bool:
         if self.window is not None and leak.kind in self.window.kinds:
             self.window.events.append(leak)
-        elif self.window is None and leak.kind in self.settings.checks:
+            return True
+        if self.window is None and leak.kind in self.settings.checks:
             self.between.append(leak)
+            return True
+        return False
 
     def open(self, kinds: tuple[str, ...], memory: bool = False) -> None:
         self.capture.open_window()
@@ -108,9 +124,12 @@ class Guard:
         nodeid: str,
         growth: Growth | None = None,
         complete: bool = True,
+        item: Any = None,
     ) -> Judgement:
         """Close the window and judge it: ``growth`` from repeated runs of the body, and
-        ``complete`` false for a test that failed or was skipped before its end."""
+        ``complete`` false for a test that failed or was skipped before its end. ``item`` (the
+        test) lets live wider fixtures claim what they still reach (see ownership.py), and
+        strict cleanup undo only the rest."""
         window = self.window
         if window is None:
             return CLEAN
@@ -118,12 +137,14 @@ class Guard:
         figures = self._meter.end() if self._measuring and self._meter else None
         try:
             # The window stays open while finishing: the gc pass can set off ResourceWarnings.
-            leaks, diffs = self.checker.finish(window, test.grace)
+            leaks, diffs = self.checker.finish(window, test.grace, item)
             if test.strict and leaks:
                 self.checker.cleanup(window, diffs)
         finally:
             self.window = None
             self.capture.close_window()
+            if self.capture.surfaced is not None:  # only after a gc pass of ours
+                self.surfaced += self.capture.kept()
         # Positional: this call is on every test's path.
         return decide(
             leaks,
@@ -136,6 +157,13 @@ class Guard:
             complete,
         )
 
+    def _collect(self) -> None:
+        """The verdict's gc pass: what it sets off (ResourceWarnings raised as errors under
+        ``filterwarnings = error``, other unraisable exceptions) is the judged test's, never
+        left for pytest's hook to report on the next test."""
+        self.capture.keep()
+        gc.collect()
+
     def _memory_meter(self) -> MemoryMeter:
         if self._meter is None:
             from .probes.memory import MemoryMeter
@@ -144,15 +172,36 @@ class Guard:
         return self._meter
 
     @contextmanager
-    def scoped_fixture(self, owner: str) -> Iterator[None]:
-        """Attribute what a module/class/session fixture's setup creates to that fixture."""
-        before = self.checker.snapshot_all()
-        yield
-        self.checker.own(owner, before, self.checker.snapshot_all())
+    def scoped_fixture(self, fixturedef: Any) -> Iterator[None]:
+        """Around a module/class/session fixture's setup: what the setup creates, and what
+        its value can still reach later (see ownership.py), belong to that fixture."""
+        if self.window is None:
+            yield
+        else:
+            native, count = threads.native_count(), _thread._count()
+            before = self.checker.snapshot_all()
+            yield
+            threads.wait_counted(native, count)
+            self.checker.own(
+                ownership.fixture_owner(fixturedef), before, self.checker.snapshot_all()
+            )
+        self.owners.started(fixturedef)
+
+    def fixture_ended(self, fixturedef: Any) -> None:
+        """A fixture wider than a test is torn down: what it still owns has leaked."""
+        self.owners.ended(fixturedef)
+        self.release(ownership.fixture_owner(fixturedef))
 
     def release(self, owner: str) -> None:
         for leak in self.checker.release(owner, self.settings.grace):
             self._event(leak)
+        if self.capture.surfaced is not None:
+            self.surfaced += self.capture.kept()
+
+    def take_surfaced(self) -> list[str]:
+        """Unraisable exceptions the plugin's gc passes set off since the last call."""
+        surfaced, self.surfaced = self.surfaced, []
+        return surfaced
 
     def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loops.add(loop)

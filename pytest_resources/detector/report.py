@@ -64,6 +64,13 @@ def deliver(item: pytest.Item, text: str, strict: bool, already_failed: bool) ->
         )
 
 
+def surface(texts: Iterable[str]) -> None:
+    """Unraisable exceptions the plugin's own gc pass set off, reported on the judged test the
+    way pytest reports its own (an error under ``filterwarnings = error``)."""
+    for text in texts:
+        warnings.warn(pytest.PytestUnraisableExceptionWarning(text), stacklevel=1)
+
+
 def _count(leaks: tuple[Leak, ...]) -> str:
     return f"{len(leaks)} resource{'s' if len(leaks) != 1 else ''}"
 

@@ -17,6 +17,7 @@ from .probes.base import Leak, Probe
 from .sizes import format_size
 
 if TYPE_CHECKING:
+    from .ownership import Claims
     from .probes.memory import Growth, MemoryFigures
     from .settings import TestSettings
 
@@ -27,6 +28,9 @@ FIRST_DELAY = 0.001
 MAX_DELAY = 0.1
 
 Diff = dict[Hashable, tuple[object, object]]
+#: Decides, for the leaks of a window, which ones something long-lived still owns (see
+#: ownership.claim); called with the window's context (the test item) only on the leak path.
+Claimer = Callable[[Any, Mapping[str, Diff]], "Claims"]
 
 
 class Window:
@@ -55,9 +59,18 @@ class Checker:
     allow it): whatever changes between two windows is attributed to the later one.
     """
 
-    def __init__(self, probes: Mapping[str, Probe], annotate: Annotate | None = None) -> None:
+    def __init__(
+        self,
+        probes: Mapping[str, Probe],
+        annotate: Annotate | None = None,
+        claimer: Claimer | None = None,
+        collect: Callable[[], object] = gc.collect,
+    ) -> None:
         self.probes = dict(probes)
         self.annotate: Annotate = annotate or _as_is
+        self._claimer = claimer
+        #: The gc pass of the leak path (the guard's keeps what it sets off for the test).
+        self._collect = collect
         #: Probes that bring a carried-over snapshot up to date (see Probe.refresh).
         self._refreshing = [
             (kind, probe)
@@ -99,11 +112,17 @@ class Checker:
             kinds = tuple(k for k in kinds if k in before)
         return Window(kinds, before)
 
-    def finish(self, window: Window, grace: float) -> tuple[list[Leak], dict[str, Diff]]:
-        """Leaks of ``window`` and the raw diffs they came from (for cleanup)."""
+    def finish(
+        self, window: Window, grace: float, context: Any = None
+    ) -> tuple[list[Leak], dict[str, Diff]]:
+        """Leaks of ``window`` and the diffs strict cleanup may undo: what the claimer (given
+        ``context``) finds still owned by something long-lived is neither."""
         after = self._snapshots(window.kinds)
         diffs = self._settle(window.before, after, grace)
         leaks = list(window.events)
+        safe = diffs
+        if diffs and context is not None and self._claimer is not None:
+            safe = self._claim(diffs, self._claimer(context, diffs))
         for kind, diff in diffs.items():
             leaks.extend(self._describe(kind, diff))
         disabled = self.disabled
@@ -111,7 +130,26 @@ class Checker:
             after = {k: v for k, v in after.items() if k not in disabled}
         self._last = after
         self._last_kinds = window.kinds if len(after) == len(window.kinds) else tuple(after)
-        return leaks, diffs
+        return leaks, safe
+
+    def _claim(self, diffs: dict[str, Diff], claims: Claims) -> dict[str, Diff]:
+        """Hand what a live owner still reaches to that owner (checked when it ends) and drop
+        it from ``diffs``; return the part of ``diffs`` that is provably the test's."""
+        by_owner: dict[str, dict[str, dict[Hashable, object]]] = {}
+        for kind, owners in claims.owners.items():
+            diff = diffs[kind]
+            for key, owner in owners.items():
+                by_owner.setdefault(owner, {}).setdefault(kind, {})[key] = diff.pop(key)[1]
+            if not diff:
+                del diffs[kind]
+        self._owned.extend(Owned(owner, items) for owner, items in by_owner.items())
+        if not claims.unsure:
+            return diffs
+        safe = {
+            kind: {k: v for k, v in diff.items() if k not in claims.unsure.get(kind, ())}
+            for kind, diff in diffs.items()
+        }
+        return {kind: diff for kind, diff in safe.items() if diff}
 
     def cleanup(self, window: Window, diffs: Mapping[str, Diff]) -> None:
         """Undo what leaked where a probe can do so safely, then re-snapshot."""
@@ -199,7 +237,7 @@ class Checker:
                 diffs[kind] = diff
         if not diffs:
             return diffs
-        gc.collect()
+        self._collect()
         deadline = time.monotonic() + grace
         delay = FIRST_DELAY
         while True:
@@ -240,7 +278,7 @@ class Checker:
             if not left or remaining <= 0:
                 return left
             if not collected:
-                gc.collect()
+                self._collect()
                 collected = True
                 continue
             self._guarded(kind, self.probes[kind].settle, list(left), min(delay, remaining))

@@ -6,13 +6,15 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import traceback
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 from .base import Leak
 
-Sink = Callable[[Leak], None]
+#: Takes a leak; returns whether it was recorded (for a window that checks its kind).
+Sink = Callable[[Leak], bool]
 
 # Python's own default filter; inside a window it is swapped for CAPTURE so the warnings it
 # would hide reach us (and only us: see _hidden_by_default).
@@ -54,6 +56,9 @@ class EventCapture:
         self._prev_show: Callable[[warnings.WarningMessage], object] = warnings._showwarnmsg_impl  # type: ignore[attr-defined]
         self._show_bound = self._show  # one bound method, compared by identity per window
         self._swapped = False
+        #: While the plugin's own gc passes run (see ``keep``): what they surfaced that is
+        #: not a leak a window recorded, as the text pytest would have shown.
+        self.surfaced: list[str] | None = None
 
     def start(self) -> None:
         self._prev_hook = sys.unraisablehook
@@ -68,12 +73,31 @@ class EventCapture:
 
     def _unraisable(self, args: Any) -> None:
         exc = args.exc_value
+        recorded = False
         if isinstance(exc, Warning):
             leak = warning_leak(type(exc), str(exc))
             if leak is not None:
-                self._sink(leak)
+                recorded = self._sink(leak)
+        if self.surfaced is not None:
+            # Our own collection set it off: it belongs to the test being judged, not to
+            # whichever test pytest's hook would next report it on.
+            if not recorded:
+                self.surfaced.append(unraisable_text(args))
+            return
         if self._prev_hook is not None:
             self._prev_hook(args)
+
+    def keep(self) -> None:
+        """From now until ``kept()``: what is surfaced is the current test's (called before
+        the plugin's own gc passes and grace waits)."""
+        if self.surfaced is None:
+            self.surfaced = []
+
+    def kept(self) -> list[str]:
+        """Stop keeping; the texts of unraisable exceptions kept that are not recorded
+        leaks."""
+        surfaced, self.surfaced = self.surfaced, None
+        return surfaced or []
 
     def open_window(self) -> None:
         """Capture warnings from now on, without changing what pytest records."""
@@ -95,6 +119,13 @@ class EventCapture:
             if _hidden_by_default(msg):
                 return
         self._prev_show(msg)
+
+
+def unraisable_text(args: Any) -> str:
+    """What Python (and pytest) print for an unraisable exception."""
+    head = f"{args.err_msg or 'Exception ignored in'}: {args.object!r}"
+    body = "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
+    return f"{head}\n\n{body}"
 
 
 def _swap_filter(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:

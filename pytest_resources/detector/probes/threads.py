@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import _thread
 import fnmatch
+import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
@@ -13,6 +15,7 @@ from .base import INFRA_MODULES, Items, Leak, Probe
 from .stacks import format_frames, qualname
 
 UNMANAGED = "unmanaged-threads"
+TASK_DIR = "/proc/self/task"
 
 
 def origin(thread: threading.Thread) -> object:
@@ -112,3 +115,25 @@ def _stable_name(name: str) -> str:
 
 def _count(value: object) -> int:
     return value if isinstance(value, int) else 0
+
+
+def native_count() -> int:
+    """The process' OS threads (-1 where /proc is missing): listed as soon as they exist,
+    while ``_thread._count()`` counts a thread only once it runs Python code."""
+    try:
+        return len(os.listdir(TASK_DIR))
+    except OSError:
+        return -1
+
+
+def wait_counted(native_before: int, count_before: int, timeout: float = 0.05) -> None:
+    """Give threads started since ``native_before``/``count_before`` up to ``timeout``
+    seconds to be counted: one ``_thread.start_new_thread`` just started may not have run
+    yet, and a snapshot taken now would hand it to the next window instead of its starter."""
+    if native_before < 0:
+        return
+    deadline = time.monotonic() + timeout
+    while _thread._count() - count_before < native_count() - native_before:
+        if time.monotonic() >= deadline:  # threads without Python code never get counted
+            return
+        time.sleep(0.001)

@@ -1,0 +1,247 @@
+"""Who owns a leaked thing that something long-lived can still reach.
+
+A session-scoped fixture that returns a registry, filled on first use by a function-scoped
+fixture (a child process with pipes, a gateway, a connection), keeps that resource for every
+later test: it is the fixture's, not a leak of the test that happened to fill the cache. The
+same holds for a module global that a fixture's code fills. Deciding this costs a walk of
+the object graph, so it runs only on the leak path, bounded by ``BUDGET`` objects.
+
+The walk follows ``gc.get_referents`` breadth-first from the values of live fixtures wider
+than a test (and their pending teardown, which holds a yield fixture's locals), then from the
+module globals a fixture's code names. It does not enter modules, classes, module
+dictionaries, event loops (a task left pending on a shared loop stays the test's) nor
+pytest's own objects (a fixture value holding the session would reach everything).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import io
+import socket
+import subprocess
+import sys
+import types
+from collections import deque
+from collections.abc import Hashable, Iterator, Mapping
+from typing import Any, NamedTuple
+
+#: Objects visited per verdict at most. A completed walk proves that a leak is unreachable
+#: from every live fixture; one that ran out of budget proves nothing (see Claims.unsure).
+BUDGET = 200_000
+#: How deep a fixture's code is followed into the same module's helper functions when
+#: looking for the globals it fills.
+HELPER_DEPTH = 3
+#: Objects of these packages are never entered: pytest's nodes, requests and config reach
+#: the whole session, and the plugin's own objects hold every snapshot.
+OPAQUE_PACKAGES = frozenset({"_pytest", "pytest", "pluggy", "py"})
+OPAQUE_MODULES = ("pytest_resources.detector", "pytest_resources.plugin")
+#: The kinds whose leaks are objects (or held by objects) a walk can find.
+WALKED_KINDS = frozenset({"threads", "tasks", "fds", "processes"})
+
+
+class Claims(NamedTuple):
+    """The outcome of one walk for the leaks of a window."""
+
+    #: kind -> key -> owner, for leaks a live fixture (or fixture-filled global) still reaches.
+    owners: dict[str, dict[Hashable, str]]
+    #: kind -> keys the walk could not rule out (it ran out of budget or failed): reported as
+    #: the test's, but strict cleanup leaves them alone.
+    unsure: dict[str, set[Hashable]]
+
+
+def fixture_owner(fixturedef: Any) -> str:
+    """How a fixture wider than a test is named as an owner (in leak texts and releases)."""
+    return f"{fixturedef.scope}-scoped fixture {fixturedef.argname!r}"
+
+
+class Owners:
+    """The live fixtures wider than a test (in setup order), and the claim walk over them."""
+
+    def __init__(self) -> None:
+        self._live: dict[Any, None] = {}
+
+    def started(self, fixturedef: Any) -> None:
+        self._live[fixturedef] = None
+
+    def ended(self, fixturedef: Any) -> None:
+        self._live.pop(fixturedef, None)
+
+    def claim(self, item: Any, diffs: Mapping[str, Mapping[Hashable, object]]) -> Claims:
+        """Which leaked keys of ``diffs`` a live wider fixture (or a module global a fixture
+        of ``item`` names) still reaches, and which the walk could not rule out."""
+        targets = _Targets(diffs)
+        if not targets:
+            return Claims({}, {})
+        try:
+            complete = _walk(self._roots(item), targets)
+        except Exception:  # a walk that fails proves nothing: report, but clean up nothing
+            complete = False
+        owners: dict[str, dict[Hashable, str]] = {}
+        for (kind, key), owner in targets.found.items():
+            owners.setdefault(kind, {})[key] = owner
+        unsure: dict[str, set[Hashable]] = {}
+        if not complete:
+            for kind, key in targets.all():
+                if key not in owners.get(kind, {}):
+                    unsure.setdefault(kind, set()).add(key)
+        return Claims(owners, unsure)
+
+    def _roots(self, item: Any) -> list[tuple[str, object]]:
+        """(owner, object) to walk from: module globals that fixtures of ``item`` name first
+        (they outlive every fixture), then live fixture values from the widest scope in."""
+        roots = list(_fixture_globals(item))
+        order = {"session": 0, "package": 1, "module": 2, "class": 3}
+        live = [d for d in self._live if d.cached_result is not None]
+        for fixturedef in sorted(live, key=lambda d: order.get(d.scope, 4)):
+            owner = fixture_owner(fixturedef)
+            roots.append((owner, fixturedef.cached_result[0]))
+            # A yield fixture's locals live in the generator its teardown will resume.
+            roots.extend((owner, fin) for fin in getattr(fixturedef, "_finalizers", ()))
+        return roots
+
+
+class _Targets:
+    """The leaked things a walk looks for, by the identity a visited object shows."""
+
+    def __init__(self, diffs: Mapping[str, Mapping[Hashable, object]]) -> None:
+        self.by_id: dict[int, tuple[str, Hashable]] = {}
+        self.fds: dict[int, tuple[str, Hashable]] = {}
+        self.pids: dict[int, tuple[str, Hashable]] = {}
+        for kind in WALKED_KINDS & diffs.keys():
+            for key in diffs[kind]:
+                if kind == "fds" and isinstance(key, int):
+                    self.fds[key] = (kind, key)
+                elif kind == "processes" and isinstance(key, int):
+                    self.pids[key] = (kind, key)
+                elif kind in ("threads", "tasks") and not isinstance(key, (str, int)):
+                    self.by_id[id(key)] = (kind, key)
+        self.found: dict[tuple[str, Hashable], str] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.by_id or self.fds or self.pids)
+
+    def all(self) -> Iterator[tuple[str, Hashable]]:
+        yield from self.by_id.values()
+        yield from self.fds.values()
+        yield from self.pids.values()
+
+    @property
+    def done(self) -> bool:
+        return len(self.found) == len(self.by_id) + len(self.fds) + len(self.pids)
+
+    def visit(self, obj: object, owner: str) -> None:
+        hit = self.by_id.get(id(obj))
+        if hit is not None and hit[1] is obj:
+            self.found.setdefault(hit, owner)
+            return
+        if self.fds:
+            fd = _fd_of(obj)
+            if fd is not None and fd in self.fds:
+                self.found.setdefault(self.fds[fd], owner)
+        if self.pids:
+            pid = _pid_of(obj)
+            if pid is not None and pid in self.pids:
+                self.found.setdefault(self.pids[pid], owner)
+
+
+def _fd_of(obj: object) -> int | None:
+    """The descriptor an object holds open (the objects that own one and close it)."""
+    if isinstance(obj, (socket.socket, io.FileIO)) or type(obj).__name__ == "epoll":
+        try:
+            fd = obj.fileno()  # type: ignore[attr-defined]
+        except (OSError, ValueError):  # closed
+            return None
+        return fd if isinstance(fd, int) and fd >= 0 else None
+    return None
+
+
+def _pid_of(obj: object) -> int | None:
+    """The child a Popen-like object (subprocess's or multiprocessing's) stands for."""
+    if isinstance(obj, subprocess.Popen) or (
+        type(obj).__name__ == "Popen" and type(obj).__module__.startswith("multiprocessing.")
+    ):
+        pid = getattr(obj, "pid", None)
+        return pid if isinstance(pid, int) else None
+    return None
+
+
+def _fixture_globals(item: Any) -> Iterator[tuple[str, object]]:
+    """Module globals the code of ``item``'s fixtures (and their same-module helpers)
+    names, whose values are data rather than code."""
+    info = getattr(item, "_fixtureinfo", None)
+    name2defs: Mapping[str, Any] = getattr(info, "name2fixturedefs", {})
+    seen: set[tuple[str, str]] = set()
+    for defs in name2defs.values():
+        for fixturedef in defs:
+            func = getattr(fixturedef, "func", None)
+            if not isinstance(func, types.FunctionType):
+                continue
+            namespace = func.__globals__
+            module = namespace.get("__name__", "?")
+            for name in _names(func.__code__, namespace, HELPER_DEPTH, set()):
+                value = namespace.get(name)
+                if (module, name) in seen or value is None or _is_code(value):
+                    continue
+                seen.add((module, name))
+                yield (
+                    f"module global {module}.{name} (filled by fixture {fixturedef.argname!r})",
+                    value,
+                )
+
+
+def _names(
+    code: types.CodeType, namespace: dict[str, Any], depth: int, done: set[int]
+) -> Iterator[str]:
+    if id(code) in done:
+        return
+    done.add(id(code))
+    for name in code.co_names:
+        yield name
+        helper = namespace.get(name)
+        if depth and isinstance(helper, types.FunctionType) and helper.__globals__ is namespace:
+            yield from _names(helper.__code__, namespace, depth - 1, done)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _names(const, namespace, depth, done)
+
+
+def _is_code(value: object) -> bool:
+    code = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)
+    return isinstance(value, code)
+
+
+def _opaque(obj: object) -> bool:
+    """Objects the walk visits but does not enter."""
+    if isinstance(obj, (type, types.ModuleType, types.CodeType, asyncio.AbstractEventLoop)):
+        return True
+    module = getattr(type(obj), "__module__", None) or ""
+    return module.split(".", 1)[0] in OPAQUE_PACKAGES or module.startswith(OPAQUE_MODULES)
+
+
+def _walk(roots: list[tuple[str, object]], targets: _Targets) -> bool:
+    """Breadth-first over referents, each object labelled with the first root that reached
+    it; True when the walk saw everything reachable (or found every target)."""
+    # Module dictionaries lead to every other module: never entered.
+    seen = {id(vars(m)) for m in list(sys.modules.values()) if isinstance(m, types.ModuleType)}
+    queue: deque[tuple[object, str]] = deque()
+    for owner, obj in roots:
+        if id(obj) not in seen:
+            seen.add(id(obj))
+            queue.append((obj, owner))
+    visited = 0
+    while queue:
+        obj, owner = queue.popleft()
+        visited += 1
+        if visited > BUDGET:
+            return False
+        targets.visit(obj, owner)
+        if targets.done:
+            return True
+        if _opaque(obj):
+            continue
+        for ref in gc.get_referents(obj):
+            if id(ref) not in seen:
+                seen.add(id(ref))
+                queue.append((ref, owner))
+    return True

@@ -1,0 +1,311 @@
+"""Ownership by reachability: what a live wider fixture still reaches is that fixture's, and
+strict cleanup touches only what is provably the test's."""
+
+from __future__ import annotations
+
+from pytester_run import Run, assert_lines
+
+# A child process with pipes, as gateways and database servers are: an echo loop on stdin.
+ECHO = """
+import subprocess, sys
+
+def start_echo():
+    return subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys\\nfor line in sys.stdin: sys.stdout.write(line); sys.stdout.flush()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+
+def stop_echo(proc):
+    proc.stdin.close()
+    proc.wait()
+    proc.stdout.close()
+
+def ask(proc, text):
+    proc.stdin.write(text + "\\n")
+    proc.stdin.flush()
+    return proc.stdout.readline().strip()
+"""
+
+LAZY_SESSION_CACHE = (
+    ECHO
+    + """
+import threading
+import pytest
+
+@pytest.fixture(scope="session")
+def registry():
+    cache = {}
+    yield cache
+    for proc in cache.values():
+        stop_echo(proc)
+
+@pytest.fixture
+def gateway(registry):
+    # Started on first use, then shared by every later test.
+    if "echo" not in registry:
+        registry["echo"] = start_echo()
+    return registry["echo"]
+
+@pytest.mark.parametrize("n", range(5))
+def test_echo(gateway, n):
+    assert ask(gateway, str(n)) == str(n)
+"""
+)
+
+
+def test_lazy_session_cache_keeps_every_later_test_green_under_strict(run: Run) -> None:
+    result = run(LAZY_SESSION_CACHE, "--resource-strict", "-p", "no:randomly")
+    result.assert_outcomes(passed=5)
+    assert "leaked" not in result.stdout.str()
+
+
+def test_lazy_session_cache_is_not_blamed_on_the_test_that_filled_it(run: Run) -> None:
+    result = run(LAZY_SESSION_CACHE, "-p", "no:randomly", ini="filterwarnings = error\n")
+    result.assert_outcomes(passed=5)
+    assert "resource leaks" not in result.stdout.str()
+
+
+def test_what_a_session_cache_never_releases_is_reported_when_the_fixture_ends(
+    run: Run,
+) -> None:
+    result = run(
+        ECHO
+        + """
+import pytest
+
+@pytest.fixture(scope="session")
+def registry():
+    yield {}  # never stops what it holds
+
+@pytest.fixture
+def gateway(registry):
+    return registry.setdefault("echo", start_echo())
+
+def test_first(gateway):
+    assert ask(gateway, "a") == "a"
+
+def test_second(gateway):
+    assert ask(gateway, "b") == "b"
+""",
+        "--resource-strict",
+        "-p",
+        "no:randomly",
+    )
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_second*"])
+    assert_lines(result, "(owned by session-scoped fixture 'registry')", "processes: pid ")
+
+
+def test_module_global_cache_a_fixture_fills_is_not_a_test_leak(run: Run) -> None:
+    result = run(
+        ECHO
+        + """
+import atexit
+import pytest
+
+_GATEWAYS = {}
+
+def _gateway(name):
+    if name not in _GATEWAYS:
+        _GATEWAYS[name] = start_echo()
+        atexit.register(stop_echo, _GATEWAYS[name])
+    return _GATEWAYS[name]
+
+@pytest.fixture
+def gateway():
+    return _gateway("echo")
+
+@pytest.mark.parametrize("n", range(3))
+def test_echo(gateway, n):
+    assert ask(gateway, str(n)) == str(n)
+""",
+        "--resource-strict",
+        "-p",
+        "no:randomly",
+    )
+    result.assert_outcomes(passed=3)
+
+
+def test_thread_a_class_fixture_value_reaches_is_the_fixtures(run: Run) -> None:
+    result = run(
+        """
+import queue, threading
+import pytest
+
+class Pool:
+    def __init__(self):
+        self.jobs = queue.Queue()
+        self.worker = None
+
+    def submit(self, func):
+        if self.worker is None:  # started lazily, by whichever test comes first
+            self.worker = threading.Thread(target=self._run, name="pool-worker")
+            self.worker.start()
+        done = queue.Queue()
+        self.jobs.put((func, done))
+        return done.get()
+
+    def _run(self):
+        while (job := self.jobs.get()) is not None:
+            func, done = job
+            done.put(func())
+
+    def close(self):
+        if self.worker is not None:
+            self.jobs.put(None)
+            self.worker.join()
+
+@pytest.fixture(scope="class")
+def pool():
+    pool = Pool()
+    yield pool
+    pool.close()
+
+class TestPool:
+    def test_a(self, pool):
+        assert pool.submit(lambda: 1) == 1
+
+    def test_b(self, pool):
+        assert pool.submit(lambda: 2) == 2
+""",
+        "--resource-strict",
+        "-p",
+        "no:randomly",
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_the_tests_own_process_is_still_blamed_and_cleaned_up(run: Run) -> None:
+    result = run(
+        ECHO
+        + """
+import os
+import pytest
+
+@pytest.fixture(scope="session")
+def registry():
+    yield {}
+
+KEPT = []
+
+def test_leaks(registry):
+    KEPT.append(start_echo())  # not in the session's registry: the test's own
+
+def test_after():
+    with pytest.raises(ProcessLookupError):
+        os.kill(KEPT[0].pid, 0)
+    KEPT[0].stdin.close()
+    KEPT[0].stdout.close()
+""",
+        "--resource-strict",
+        "-p",
+        "no:randomly",
+    )
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_leaks*"])
+
+
+def test_strict_cleanup_leaves_alone_what_the_walk_cannot_rule_out(run: Run) -> None:
+    result = run(
+        ECHO
+        + """
+import os
+import pytest
+from pytest_resources.detector import ownership
+
+ownership.BUDGET = 0  # no walk can finish: nothing is provably the test's
+
+KEPT = []
+
+@pytest.fixture(scope="session")
+def registry():
+    yield {}
+
+def test_leaks(registry):
+    KEPT.append(start_echo())
+
+def test_after():
+    assert ask(KEPT[0], "still here") == "still here"
+    stop_echo(KEPT[0])
+""",
+        "--resource-strict",
+        "-p",
+        "no:randomly",
+    )
+    # Reported on the test that started it, but not killed.
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_leaks*"])
+
+
+def test_bare_thread_a_module_fixture_starts_is_the_fixtures(run: Run) -> None:
+    result = run(
+        """
+import _thread, sys, threading
+import pytest
+
+# A long switch interval: the new thread runs only once this one blocks, as on a busy machine.
+sys.setswitchinterval(10)
+
+@pytest.fixture(scope="module")
+def worker():
+    started, stop, done = threading.Event(), threading.Event(), threading.Event()
+
+    def run():
+        started.set()
+        stop.wait()
+        done.set()
+
+    _thread.start_new_thread(run, ())
+    yield started
+    stop.set()
+    done.wait()
+
+def test_first(worker):
+    assert worker.wait(10)  # the thread has run (and is counted) inside this test
+
+def test_second(worker):
+    pass
+""",
+        "--resource-strict",
+        "-p",
+        "no:randomly",
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_bare_thread_a_module_fixture_never_stops_is_reported_as_the_fixtures(
+    run: Run,
+) -> None:
+    result = run(
+        """
+import _thread, sys, threading
+import pytest
+
+sys.setswitchinterval(10)
+STOP = threading.Event()
+
+@pytest.fixture(scope="module")
+def worker():
+    started = threading.Event()
+
+    def run():
+        started.set()
+        STOP.wait()
+
+    _thread.start_new_thread(run, ())
+    yield started
+
+def test_first(worker):
+    assert worker.wait(10)
+
+def test_second(worker):
+    pass
+""",
+        "--resource-strict",
+        "-p",
+        "no:randomly",
+    )
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_second*"])
+    assert_lines(result, "started with _thread.start_new_thread (owned by module-scoped fixture")
