@@ -5,6 +5,22 @@ from __future__ import annotations
 from pytester_run import Run, assert_lines
 
 ERRORS = "filterwarnings = error\n"
+# A socket (so the verdict collects) in a cycle with an object whose finaliser raises.
+BROKEN_CYCLE = """
+import socket
+
+class Broken:
+    def __del__(self):
+        raise ValueError("broken finaliser")
+
+def test_drops_cycle():
+    sock = socket.socket()
+    holder = {"sock": sock, "broken": Broken()}
+    holder["self"] = holder
+
+def test_innocent():
+    pass
+"""
 
 
 def test_socket_in_a_cycle_is_the_dropping_tests_leak_not_the_next_tests_error(
@@ -36,21 +52,7 @@ def test_innocent():
 
 def test_unraisable_exception_the_gc_pass_sets_off_fails_the_judged_test(run: Run) -> None:
     result = run(
-        """
-import socket
-
-class Broken:
-    def __del__(self):
-        raise ValueError("broken finaliser")
-
-def test_drops_cycle():
-    sock = socket.socket()
-    holder = {"sock": sock, "broken": Broken()}
-    holder["self"] = holder
-
-def test_innocent():
-    pass
-""",
+        BROKEN_CYCLE,
         "-p",
         "no:randomly",
         "--resource-checks=threads,fds",
@@ -69,21 +71,7 @@ def test_unraisable_exception_is_a_warning_on_the_judged_test_without_error_filt
     run: Run,
 ) -> None:
     result = run(
-        """
-import socket
-
-class Broken:
-    def __del__(self):
-        raise ValueError("broken finaliser")
-
-def test_drops_cycle():
-    sock = socket.socket()
-    holder = {"sock": sock, "broken": Broken()}
-    holder["self"] = holder
-
-def test_innocent():
-    pass
-""",
+        BROKEN_CYCLE,
         "-p",
         "no:randomly",
     )

@@ -3,7 +3,13 @@ strict cleanup touches only what is provably the test's."""
 
 from __future__ import annotations
 
+import pytest
 from pytester_run import Run, assert_lines
+
+
+def strict(run: Run, source: str) -> pytest.RunResult:
+    return run(source, "--resource-strict", "-p", "no:randomly")
+
 
 # A child process with pipes, as gateways and database servers are: an echo loop on stdin.
 ECHO = """
@@ -55,7 +61,7 @@ def test_echo(gateway, n):
 
 
 def test_lazy_session_cache_keeps_every_later_test_green_under_strict(run: Run) -> None:
-    result = run(LAZY_SESSION_CACHE, "--resource-strict", "-p", "no:randomly")
+    result = strict(run, LAZY_SESSION_CACHE)
     result.assert_outcomes(passed=5)
     assert "leaked" not in result.stdout.str()
 
@@ -69,7 +75,8 @@ def test_lazy_session_cache_is_not_blamed_on_the_test_that_filled_it(run: Run) -
 def test_what_a_session_cache_never_releases_is_reported_when_the_fixture_ends(
     run: Run,
 ) -> None:
-    result = run(
+    result = strict(
+        run,
         ECHO
         + """
 import pytest
@@ -88,9 +95,6 @@ def test_first(gateway):
 def test_second(gateway):
     assert ask(gateway, "b") == "b"
 """,
-        "--resource-strict",
-        "-p",
-        "no:randomly",
     )
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*ERROR at teardown of test_second*"])
@@ -98,7 +102,8 @@ def test_second(gateway):
 
 
 def test_module_global_cache_a_fixture_fills_is_not_a_test_leak(run: Run) -> None:
-    result = run(
+    result = strict(
+        run,
         ECHO
         + """
 import atexit
@@ -120,15 +125,13 @@ def gateway():
 def test_echo(gateway, n):
     assert ask(gateway, str(n)) == str(n)
 """,
-        "--resource-strict",
-        "-p",
-        "no:randomly",
     )
     result.assert_outcomes(passed=3)
 
 
 def test_thread_a_class_fixture_value_reaches_is_the_fixtures(run: Run) -> None:
-    result = run(
+    result = strict(
+        run,
         """
 import queue, threading
 import pytest
@@ -169,77 +172,63 @@ class TestPool:
     def test_b(self, pool):
         assert pool.submit(lambda: 2) == 2
 """,
-        "--resource-strict",
-        "-p",
-        "no:randomly",
     )
     result.assert_outcomes(passed=2)
 
 
-def test_the_tests_own_process_is_still_blamed_and_cleaned_up(run: Run) -> None:
-    result = run(
-        ECHO
-        + """
-import os
-import pytest
-
-@pytest.fixture(scope="session")
-def registry():
-    yield {}
-
-KEPT = []
-
-def test_leaks(registry):
-    KEPT.append(start_echo())  # not in the session's registry: the test's own
-
+KILLED = """
 def test_after():
     with pytest.raises(ProcessLookupError):
         os.kill(KEPT[0].pid, 0)
     KEPT[0].stdin.close()
     KEPT[0].stdout.close()
-""",
-        "--resource-strict",
-        "-p",
-        "no:randomly",
-    )
-    result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines(["*ERROR at teardown of test_leaks*"])
+"""
+LEFT_ALONE = """
+def test_after():
+    assert ask(KEPT[0], "still here") == "still here"
+    stop_echo(KEPT[0])
+"""
 
 
-def test_strict_cleanup_leaves_alone_what_the_walk_cannot_rule_out(run: Run) -> None:
-    result = run(
+@pytest.mark.parametrize(
+    ("setting", "after"),
+    [
+        pytest.param("", KILLED, id="provably-the-tests-killed"),
+        # No walk can finish: nothing is provably the test's.
+        pytest.param("ownership.BUDGET = 0", LEFT_ALONE, id="walk-incomplete-left-alone"),
+    ],
+)
+def test_strict_cleanup_kills_only_what_is_provably_the_tests(
+    run: Run, setting: str, after: str
+) -> None:
+    result = strict(
+        run,
         ECHO
-        + """
+        + f"""
 import os
 import pytest
 from pytest_resources.detector import ownership
-
-ownership.BUDGET = 0  # no walk can finish: nothing is provably the test's
+{setting}
 
 KEPT = []
 
 @pytest.fixture(scope="session")
 def registry():
-    yield {}
+    yield {{}}
 
 def test_leaks(registry):
-    KEPT.append(start_echo())
-
-def test_after():
-    assert ask(KEPT[0], "still here") == "still here"
-    stop_echo(KEPT[0])
-""",
-        "--resource-strict",
-        "-p",
-        "no:randomly",
+    KEPT.append(start_echo())  # not in the session's registry: the test's own
+"""
+        + after,
     )
-    # Reported on the test that started it, but not killed.
+    # Reported on the test that started it either way.
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*ERROR at teardown of test_leaks*"])
 
 
 def test_bare_thread_a_module_fixture_starts_is_the_fixtures(run: Run) -> None:
-    result = run(
+    result = strict(
+        run,
         """
 import _thread, sys, threading
 import pytest
@@ -267,9 +256,6 @@ def test_first(worker):
 def test_second(worker):
     pass
 """,
-        "--resource-strict",
-        "-p",
-        "no:randomly",
     )
     result.assert_outcomes(passed=2)
 
@@ -277,7 +263,8 @@ def test_second(worker):
 def test_bare_thread_a_module_fixture_never_stops_is_reported_as_the_fixtures(
     run: Run,
 ) -> None:
-    result = run(
+    result = strict(
+        run,
         """
 import _thread, sys, threading
 import pytest
@@ -302,9 +289,6 @@ def test_first(worker):
 def test_second(worker):
     pass
 """,
-        "--resource-strict",
-        "-p",
-        "no:randomly",
     )
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*ERROR at teardown of test_second*"])
