@@ -18,10 +18,22 @@ from .detector.markers import marker_names
 from .detector.ownership import fixture_owner
 from .detector.probes.base import KINDS
 from .detector.repeat import GROWTH_KEY, RepeatPlugin, wants_repeat
-from .detector.report import Summary, deliver, finding_lines, message, surface
+from .detector.report import (
+    TRACE_HINT,
+    Summary,
+    View,
+    deliver,
+    finding_lines,
+    headline,
+    message,
+    surface,
+    untraced,
+    warning_text,
+)
 from .detector.reporting import options as report_options
 from .detector.results import (
     COUNTS_KEY,
+    HEADLINE_KEY,
     INCOMPLETE_KEY,
     JUDGEMENT_KEY,
     ControllerFeed,
@@ -281,8 +293,13 @@ class ResourcesPlugin:
         item.user_properties.extend(
             ("resource_leak", line) for line in finding_lines(judgement, allowed=False)
         )
-        text = message(item.nodeid, judgement, test.allow_reason)
-        if text:
+        if judgement.failing or judgement.stale or judgement.fixed:
+            if test.strict:
+                hint = TRACE_HINT if untraced(judgement.failing) else ""
+                text = message(judgement, test.allow_reason, View.of(item.config), hint)
+                item.stash[HEADLINE_KEY] = headline(judgement, test.allow_reason)
+            else:
+                text = warning_text(judgement, test.allow_reason)
             failed = item.session.testsfailed > item.stash.get(FAILURES_KEY, 0)
             deliver(item, text, test.strict, already_failed=failed)
 

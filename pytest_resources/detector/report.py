@@ -1,10 +1,15 @@
-"""Telling: leak messages, the strict failure or warning, and the terminal section."""
+"""Telling: leak messages, the strict failure or warning, and the terminal section.
+
+Each leak is written out once, where people look: in strict mode in the test's error, in warn
+mode in the "resource leaks" section at the end of the run; the other place gets one line
+naming it. (A strict test that failed before also carries its leaks as context.)
+"""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -13,29 +18,91 @@ from .probes.base import Leak
 from .verdict import Judgement
 
 SECTION = "resource leaks"
+#: Leaks named in a one-line headline before "and N more".
+HEADLINE_LEAKS = 3
+#: Leaks whose creation site --resource-trace can find (by their signatures' prefixes).
+_TRACEABLE = ("threads:", "tasks:", "fds:socket", "fds:file:", "processes:")
 
 
-def leak_lines(leaks: Iterable[Leak]) -> str:
-    return "\n".join("  " + leak.text().replace("\n", "\n  ") for leak in leaks)
+class View(NamedTuple):
+    """How leaks are written for people: ``-v`` shows their raw details (thread idents,
+    socket inodes, library frames); paths under the rootdir are relative to it."""
+
+    verbose: bool = False
+    root: str = ""
+
+    @classmethod
+    def of(cls, config: pytest.Config) -> View:
+        return cls(config.option.verbose > 0, str(config.rootpath))
+
+    def leak(self, leak: Leak) -> str:
+        return leak.text(self.verbose, self.root)
 
 
-def message(nodeid: str, judgement: Judgement, reason: str = "") -> str:
-    """The text of a strict failure or a warning for one test."""
+#: Brief details, paths as they are: where no session says otherwise (resource_guard).
+PLAIN = View()
+
+
+def leak_lines(leaks: Iterable[Leak], view: View = PLAIN) -> str:
+    return "\n".join("  " + view.leak(leak).replace("\n", "\n  ") for leak in leaks)
+
+
+def headline(judgement: Judgement, reason: str = "") -> str:
+    """One line naming what is wrong: the short test summary's and the warning's text."""
     parts = []
     if judgement.failing:
+        names = [_name(leak) for leak in judgement.failing]
+        more = len(names) - HEADLINE_LEAKS
         parts.append(
-            f"{nodeid} leaked {_count(judgement.failing)}:\n{leak_lines(judgement.failing)}"
+            "leaked "
+            + ", ".join(names[:HEADLINE_LEAKS])
+            + (f" and {more} more" if more > 0 else "")
         )
+    if judgement.stale:
+        why = f" ({reason})" if reason else ""
+        parts.append(f"allow_leaks{why} is stale: no longer leaks {', '.join(judgement.stale)}")
+    if judgement.fixed:
+        n = len(judgement.fixed)
+        parts.append(f"{n} baseline entr{'y' if n == 1 else 'ies'} no longer leak{'s' * (n == 1)}")
+    return "; ".join(parts)
+
+
+def _name(leak: Leak) -> str:
+    name = f"memory ({leak.identity})" if leak.kind == "memory" else leak.identity
+    return f"{name} (owned by {leak.owner})" if leak.owner else name
+
+
+def untraced(leaks: Iterable[Leak]) -> bool:
+    """Would tracing have told where one of ``leaks`` was created?"""
+    return any(leak.signature.startswith(_TRACEABLE) and not leak.created for leak in leaks)
+
+
+#: Said once where leaks are listed that tracing would have placed.
+TRACE_HINT = "created at: not recorded; run again with --resource-trace to see where"
+
+
+def message(judgement: Judgement, reason: str = "", view: View = PLAIN, hint: str = "") -> str:
+    """The full text of a strict failure (or of a strict test's report section)."""
+    parts = []
+    if judgement.failing:
+        parts.append(f"leaked {_count(judgement.failing)}:\n{leak_lines(judgement.failing, view)}")
+        if hint:
+            parts.append(hint)
     if judgement.stale:
         kinds = ", ".join(judgement.stale)
         why = f" ({reason})" if reason else ""
         parts.append(
-            f"{nodeid} is marked allow_leaks{why} but no longer leaks {kinds}: "
+            f"marked allow_leaks{why} but no longer leaks {kinds}: "
             "remove the marker (or the kinds that no longer leak)"
         )
     if judgement.fixed:
-        parts.append(f"{nodeid} {fixed_text(judgement.fixed)}")
+        parts.append(fixed_text(judgement.fixed))
     return "\n".join(parts)
+
+
+def warning_text(judgement: Judgement, reason: str = "") -> str:
+    """Warn mode's one line; the leaks themselves are listed in the section."""
+    return f"{headline(judgement, reason)} (details under {SECTION!r} below)"
 
 
 def fixed_text(fixed: Iterable[tuple[str, str, int]]) -> str:
@@ -71,22 +138,36 @@ def surface(texts: Iterable[str]) -> None:
         warnings.warn(pytest.PytestUnraisableExceptionWarning(text), stacklevel=1)
 
 
+def name_leaks(report: pytest.TestReport, line: str) -> None:
+    """Make the leak error's one-line message (short test summary, junitxml's ``message``)
+    name the leaks rather than repeat the start of the full text ("Failed: ...")."""
+    crash = getattr(report.longrepr, "reprcrash", None) if report.failed else None
+    if crash is not None:
+        crash.message = line
+
+
 def _count(leaks: tuple[Leak, ...]) -> str:
     return f"{len(leaks)} resource{'s' if len(leaks) != 1 else ''}"
 
 
-def finding_lines(judgement: Judgement, *, allowed: bool = True) -> list[str]:
+def finding_lines(
+    judgement: Judgement, *, allowed: bool = True, view: View = PLAIN, failing: bool = True
+) -> list[str]:
     """One text per finding, in the order of the report records; ``allowed=False`` leaves out
-    what ``allow_leaks`` or the baseline expects."""
-    lines = [leak.text() for leak in judgement.failing]
+    what ``allow_leaks`` or the baseline expects, ``failing=False`` what the test failed on."""
+    lines = [view.leak(leak) for leak in judgement.failing] if failing else []
     if allowed:
-        lines += [f"{leak.text()} (allowed)" for leak in judgement.tolerated]
-    lines += [
-        f"allow_leaks({kind!r}) is stale: the test no longer leaks it" for kind in judgement.stale
-    ]
+        lines += [f"{view.leak(leak)} (allowed)" for leak in judgement.tolerated]
+    if failing:
+        lines += [
+            f"allow_leaks({kind!r}) is stale: the test no longer leaks it; "
+            "remove the marker (or the kinds that no longer leak)"
+            for kind in judgement.stale
+        ]
     if allowed:
-        lines += [f"{leak.text()} (in baseline)" for leak in judgement.known]
-    lines += [fixed_text([entry]) for entry in judgement.fixed]
+        lines += [f"{view.leak(leak)} (in baseline)" for leak in judgement.known]
+    if failing:
+        lines += [fixed_text([entry]) for entry in judgement.fixed]
     return lines
 
 
@@ -95,26 +176,44 @@ class Summary:
 
     def __init__(self) -> None:
         self.tests: dict[str, list[Judgement]] = {}
+        #: Tests whose strict leak error (a failed teardown report) listed their leaks.
+        self.in_error: set[str] = set()
         self.outside: list[Leak] = []
         self.problems: list[str] = []
 
-    def add(self, nodeid: str, judgement: Judgement) -> None:
+    def add(self, nodeid: str, judgement: Judgement, failed: bool = False) -> None:
+        """``failed``: the teardown report failed, so its leaks are listed with its error. (A
+        strict test that failed before carries them as context, which pytest shows only for
+        a failed call, not a failed setup: the section lists those.)"""
         self.tests.setdefault(nodeid, []).append(judgement)
+        if failed:
+            self.in_error.add(nodeid)
 
     def write(self, terminal: Any, strict: bool) -> None:
         if not (self.tests or self.outside or self.problems):
             return
+        view = View.of(terminal.config)
         terminal.write_sep("=", SECTION, yellow=not strict, red=strict)
         for problem in self.problems:
             terminal.write_line(f"plugin problem: {problem}", yellow=True)
+        hint = False
         for nodeid, judgements in self.tests.items():
+            # Listed with its error above: only the notes the error leaves out go here.
+            listed = nodeid not in self.in_error
+            lines = [
+                line for j in judgements for line in finding_lines(j, view=view, failing=listed)
+            ]
+            if not lines:
+                continue
+            hint = hint or (listed and any(untraced(j.failing) for j in judgements))
             terminal.write_line(f"{nodeid}:")
-            for judgement in judgements:
-                for line in finding_lines(judgement):
-                    terminal.write_line("  " + line.replace("\n", "\n  "))
+            for line in lines:
+                terminal.write_line("  " + line.replace("\n", "\n  "))
         if self.outside:
             terminal.write_line("outside any test (session teardown):")
-            terminal.write_line(leak_lines(self.outside))
+            terminal.write_line(leak_lines(self.outside, view))
+        if hint:
+            terminal.write_line(TRACE_HINT)
         leaking = sum(
             1
             for judgements in self.tests.values()
@@ -122,6 +221,8 @@ class Summary:
         )
         allowed = len(self.tests) - leaking
         mode = "strict: these tests error" if strict else "warn mode: outcomes unchanged"
+        if self.in_error:
+            mode += "; their leaks are listed with their errors above"
         line = f"{leaking} test(s) leaked resources ({mode})"
         if allowed:
             line += f"; {allowed} test(s) leaked only what allow_leaks or the baseline expects"

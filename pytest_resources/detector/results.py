@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .probes.base import Leak
+from .report import name_leaks
 from .verdict import Judgement
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 JUDGEMENT_KEY = pytest.StashKey[Judgement]()
 #: Per-kind counts and RSS at the window's edges, for report files.
 COUNTS_KEY = pytest.StashKey[dict[str, Any]]()
+#: The one line naming a strict test's leaks, for its error's short summary (``name_leaks``).
+HEADLINE_KEY = pytest.StashKey[str]()
 #: Set when the test's setup or call did not pass: it may not have reached its leak.
 INCOMPLETE_KEY = pytest.StashKey[bool]()
 
@@ -126,7 +129,9 @@ class ReportCarrier:
             setattr(report, MEMORY_ATTR, memory)
         if not judgement.clean:
             setattr(report, REPORT_ATTR, records(judgement))
-            self.summary.add(report.nodeid, judgement)
+            if report.failed and (line := stash.get(HEADLINE_KEY, None)) is not None:
+                name_leaks(report, line)
+            self.summary.add(report.nodeid, judgement, report.failed)
 
 
 class ControllerFeed:
@@ -141,6 +146,6 @@ class ControllerFeed:
         if report.when == "teardown":
             found = vars(report).get(REPORT_ATTR)  # a getattr() that misses raises inside
             if found:
-                self.summary.add(report.nodeid, from_records(found))
+                self.summary.add(report.nodeid, from_records(found), report.failed)
         if self.reporting is not None:
             self.reporting.add(report)

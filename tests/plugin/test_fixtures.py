@@ -20,7 +20,7 @@ def test_resource_snapshot_diffs_inside_a_test(
     try:
         leaks = resource_snapshot.leaks(before, grace=0)
         assert [leak.kind for leak in leaks] == ["fds"]
-        assert leaks[0].identity.endswith("held.txt")
+        assert leaks[0].identity.endswith("held.txt)")
     finally:
         f.close()
     assert resource_snapshot.leaks(resource_snapshot.take("fds"), grace=0) == []

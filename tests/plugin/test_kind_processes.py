@@ -24,7 +24,7 @@ def test_cleaned_up():
         "--resource-strict",
     )
     result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines(["*processes: pid * *python* -c import sys; sys.stdin.read()"])
+    result.stdout.fnmatch_lines(["*processes: pid * (python* -c 'import sys; sys.stdin.read()')"])
 
 
 def test_zombie_is_a_leak_until_reaped(run: Run) -> None:

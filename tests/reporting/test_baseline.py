@@ -79,8 +79,7 @@ def test_a_new_leak_fails_while_the_known_one_does_not(run: Run) -> None:
     result.assert_outcomes(passed=3, skipped=1, errors=1)
     assert_lines(
         result,
-        "ERROR test_it.py::test_env",
-        "test_it.py::test_env leaked 1 resource:",
+        "ERROR test_it.py::test_env - leaked os.environ['NEW_ENV'] added: '1'",
         "env: os.environ['NEW_ENV'] added: '1'",
     )
     assert "KNOWN_ENV' added: '1'\n" not in result.stdout.str().split("short test summary")[0]
@@ -95,7 +94,7 @@ def test_a_second_leak_with_a_known_signature_is_new(run: Run) -> None:
     )
     result = run(source, "--resource-baseline=base.json", "--resource-strict")
     result.assert_outcomes(passed=3, skipped=1, errors=1)
-    assert_lines(result, "test_it.py::test_thread leaked 1 resource:")
+    assert_lines(result, "ERROR test_it.py::test_thread - leaked thread 'known-")
 
 
 def test_a_fixed_leak_fails_in_strict_mode_until_the_baseline_is_updated(run: Run) -> None:
@@ -107,12 +106,17 @@ def test_a_fixed_leak_fails_in_strict_mode_until_the_baseline_is_updated(run: Ru
     result.assert_outcomes(passed=3, skipped=1, errors=1)
     assert_lines(
         result,
-        "test_it.py::test_env no longer leaks env 'env:environ:KNOWN_ENV' listed in the "
+        "ERROR test_it.py::test_env - 1 baseline entry no longer leaks",
+        "no longer leaks env 'env:environ:KNOWN_ENV' listed in the "
         "baseline: update it with --resource-baseline-update",
     )
     warned = run(fixed, "--resource-baseline=base.json")
     warned.assert_outcomes(passed=3, skipped=1, warnings=1)
-    assert_lines(warned, "ResourceLeakWarning: test_it.py::test_env no longer leaks env")
+    assert_lines(
+        warned,
+        "ResourceLeakWarning: 1 baseline entry no longer leaks (details under 'resource leaks'",
+        "  no longer leaks env 'env:environ:KNOWN_ENV' listed in the baseline",
+    )
 
     update(run, fixed)
     assert [e["nodeid"] for e in entries(run)] == ["test_it.py::test_thread"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping
@@ -30,18 +32,23 @@ class Leak(NamedTuple):
     owner: str = ""
     #: Where it was created (``--resource-trace``): (file, line, function), innermost last.
     created: tuple[tuple[str, int, str], ...] = ()
+    #: What a terminal shows of ``details`` without ``-v`` (None: all of them): without raw
+    #: numbers (a thread's ident, a socket's inode) and the standard library's frames.
+    brief: str | None = None
 
-    def text(self) -> str:
+    def text(self, verbose: bool = False, root: str = "") -> str:
+        """The leak for people: ``details`` in full only when ``verbose``; paths under the
+        ``root`` directory relative to it."""
         head = f"{self.kind}: {self.identity}"
         if self.owner:
             head += f" (owned by {self.owner})"
-        details = self.details
+        details = self.details if verbose or self.brief is None else self.brief
         if self.created:
             details = "\n".join(filter(None, (details, created_text(self.created))))
-        if not details:
-            return head
-        body = "\n".join("    " + line for line in details.splitlines())
-        return f"{head}\n{body}"
+        text = head
+        if details:
+            text += "\n" + "\n".join("    " + line for line in details.splitlines())
+        return relative(text, root) if root else text
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +58,7 @@ class Leak(NamedTuple):
             "signature": self.signature or self.identity,
             "owner": self.owner,
             **({"created": [list(frame) for frame in self.created]} if self.created else {}),
+            **({"brief": self.brief} if self.brief is not None else {}),
         }
 
     @classmethod
@@ -62,6 +70,7 @@ class Leak(NamedTuple):
             signature=str(data.get("signature", "")),
             owner=str(data.get("owner", "")),
             created=tuple((str(f), int(n), str(fn)) for f, n, fn in data.get("created", ())),
+            brief=None if data.get("brief") is None else str(data["brief"]),
         )
 
 
@@ -71,6 +80,13 @@ def created_text(frames: tuple[tuple[str, int, str], ...]) -> str:
     lines = [f"created at {file}:{line} in {func}"]
     lines += [f"    called from {f}:{n} in {fn}" for f, n, fn in callers]
     return "\n".join(lines)
+
+
+def relative(text: str, root: str) -> str:
+    """``text`` with the absolute paths under ``root`` written relative to it."""
+    prefix = re.escape(root.rstrip(os.sep) + os.sep)
+    # Only where a path starts: not inside a longer path that merely contains ``root``.
+    return re.sub(rf"(?<![\w.~{re.escape(os.sep)}-]){prefix}", "", text)
 
 
 Items = Mapping[Hashable, object]

@@ -132,12 +132,16 @@ class FdProbe(Probe):
         assert isinstance(key, int)
         path = target(key)
         if path.startswith("socket:"):
-            what, signature = describe_socket(key)
-            return Leak(self.kind, f"fd {key}: {what}", path, signature=f"fds:{signature}")
-        if path.startswith(("pipe:", "anon_inode:")):
-            return Leak(self.kind, f"fd {key}: {path}", signature=f"fds:{path.split(':')[0]}")
+            what, raw, signature = describe_socket(key)
+            brief = "" if raw else None  # described: the inode is only for -v
+            details = f"{raw}, {path}" if raw else path
+            return Leak(self.kind, f"fd {key} ({what})", details, f"fds:{signature}", brief=brief)
+        if path.startswith("pipe:"):
+            return Leak(self.kind, f"fd {key} (pipe)", path, signature="fds:pipe", brief="")
+        if path.startswith("anon_inode:"):
+            return Leak(self.kind, f"fd {key} ({path})", signature="fds:anon_inode")
         details = "replaced a descriptor that was open before the test" if old else ""
-        return Leak(self.kind, f"fd {key}: {path}", details, signature=f"fds:file:{path}")
+        return Leak(self.kind, f"fd {key} ({path})", details, signature=f"fds:file:{path}")
 
 
 def stdlib_helper_fds() -> set[int]:
@@ -153,8 +157,9 @@ def stdlib_helper_fds() -> set[int]:
     return {fd for fd in fds if isinstance(fd, int)}
 
 
-def describe_socket(fd: int) -> tuple[str, str]:
-    """Family, type, addresses and state of a socket fd, and a stable signature."""
+def describe_socket(fd: int) -> tuple[str, str, str]:
+    """What a socket fd is (``socket 127.0.0.1:8080 LISTEN``), its raw family and type
+    (empty when unknown: a socket that is not bound yet) and a stable signature."""
     import psutil  # lazily: most runs never need it
 
     try:
@@ -165,13 +170,26 @@ def describe_socket(fd: int) -> tuple[str, str]:
         if conn.fd == fd:
             family = _name(socket.AddressFamily, conn.family)
             kind = _name(socket.SocketKind, conn.type)
-            text = f"socket {family} {kind} local {_addr(conn.laddr)}"
+            parts = [_PROTOCOLS.get((family, kind), f"{family} {kind} socket")]
+            if conn.laddr:
+                parts.append(_addr(conn.laddr))
             if conn.raddr:
-                text += f" remote {_addr(conn.raddr)}"
+                parts.append(f"→ {_addr(conn.raddr)}")
             if conn.status and conn.status != psutil.CONN_NONE:
-                text += f" ({conn.status})"
-            return text, f"socket:{family}:{kind}"
-    return "socket", "socket"
+                parts.append(conn.status)
+            return " ".join(parts), f"{family} {kind}", f"socket:{family}:{kind}"
+    return "socket", "", "socket"
+
+
+# How a socket is named in a leak: TCP needs no word, its state (LISTEN...) says it.
+_PROTOCOLS = {
+    ("AF_INET", "SOCK_STREAM"): "socket",
+    ("AF_INET6", "SOCK_STREAM"): "socket",
+    ("AF_INET", "SOCK_DGRAM"): "udp socket",
+    ("AF_INET6", "SOCK_DGRAM"): "udp socket",
+    ("AF_UNIX", "SOCK_STREAM"): "unix socket",
+    ("AF_UNIX", "SOCK_DGRAM"): "unix datagram socket",
+}
 
 
 def _name(enum: Any, value: int) -> str:
@@ -186,4 +204,5 @@ def _addr(addr: Any) -> str:
         return "-"
     if isinstance(addr, str):
         return addr
-    return f"{addr[0]}:{addr[1]}"
+    host = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
+    return f"{host}:{addr[1]}"

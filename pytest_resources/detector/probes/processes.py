@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
+import shlex
 from collections.abc import Hashable, Iterable
 
 from .base import Leak, Probe
@@ -108,9 +109,10 @@ class ProcessProbe(Probe):
         exe = os.path.basename(cmd[0]) if cmd else "?"
         return Leak(
             self.kind,
-            f"pid {key}: {' '.join(cmd) or '?'}",
-            f"status: {status}",
+            f"pid {key} ({shlex.join([exe, *cmd[1:]])})",
+            f"command: {shlex.join(cmd) or '?'}\nstatus: {status}",
             signature=f"processes:{exe}",
+            brief=f"status: {status}",
         )
 
     def cleanup(self, keys: list[Hashable], before: object) -> None:

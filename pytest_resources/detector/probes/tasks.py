@@ -14,8 +14,9 @@ import weakref
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
-from ...awaits import await_chain
+from ...awaits import Site, await_frames, site_text
 from .base import Leak, Probe
+from .stacks import FrameFilter
 
 
 class LoopRegistry:
@@ -120,12 +121,20 @@ def pending_before_close(
 def describe_task(task: asyncio.Task[Any], owner: str = "") -> Leak:
     coro = task.get_coro()
     name = getattr(coro, "__qualname__", type(coro).__name__)
-    where = "\n".join(await_chain(coro))
-    details = f"suspended at (outermost first):\n{where}" if where else ""
+    frames = await_frames(coro)
+    is_user = FrameFilter().is_user
+    mine = [site for site in frames if is_user(site[0])]
     return Leak(
         "tasks",
         f"task {task.get_name()!r} running {name}()",
-        details,
+        _suspended(frames),
         signature=f"tasks:{name}",
         owner=owner,
+        brief=_suspended(mine),
     )
+
+
+def _suspended(frames: list[Site]) -> str:
+    if not frames:
+        return ""
+    return "suspended at (outermost first):\n" + "\n".join(site_text(f) for f in frames)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from .base import INFRA_MODULES, Items, Leak, Probe
-from .stacks import format_frames, qualname
+from .stacks import FrameFilter, format_frames, qualname, thread_stack
 
 UNMANAGED = "unmanaged-threads"
 TASK_DIR = "/proc/self/task"
@@ -95,16 +95,20 @@ class ThreadProbe(Probe):
                 signature="threads:unmanaged",
             )
         func = origin(key)
-        frame = sys._current_frames().get(key.ident or -1)
-        stack = format_frames(frame)
-        details = f"target: {qualname(func)}, daemon: {key.daemon}, ident: {key.ident}"
+        stack = thread_stack(sys._current_frames().get(key.ident or -1))
+        head = f"target: {qualname(func)}, daemon: {key.daemon}"
+        details, brief = f"{head}, ident: {key.ident}", head
         if stack:
-            details += f"\nstack (innermost last):\n{stack}"
+            details += f"\nstack (innermost last):\n{format_frames(stack)}"
+        is_user = FrameFilter().is_user
+        if mine := [fs for fs in stack if is_user(fs.filename)]:
+            brief += f"\nstack (innermost last):\n{format_frames(mine)}"
         return Leak(
             self.kind,
             f"thread {key.name!r}",
             details,
             signature=f"threads:{_stable_name(key.name)}:{qualname(func)}",
+            brief=brief,
         )
 
 
