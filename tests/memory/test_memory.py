@@ -254,7 +254,9 @@ def test_clean():
         "--resource-strict",
     )
     result.assert_outcomes(passed=2, errors=1)
-    assert_lines(result, "test_it.py::test_grows:", "in each of 2 repeated runs")
+    assert_lines(
+        result, "ERROR test_it.py::test_grows - leaked memory", "in each of 2 repeated runs"
+    )
 
 
 def test_json_report_carries_memory_figures_and_growth(run: Run) -> None:
