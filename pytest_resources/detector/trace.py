@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any
 
 from .probes.base import Leak
+from .probes.stacks import KEEP, STOP, FrameFilter
 
 Frames = tuple[tuple[str, int, str], ...]
 
@@ -28,17 +29,6 @@ MAX_FRAMES = 8
 MAX_SITES = 4096
 ORIGIN_DEPTH = 32
 WATCHED = frozenset({"open", "socket.__new__", "subprocess.Popen"})
-
-_KEEP, _SKIP, _STOP = 0, 1, 2
-# Frames below these are the test runner's, not the code under test.
-_RUNNER_DIRS = ("/_pytest/", "/pluggy/", "/pytest_asyncio/", "/xdist/", "/execnet/")
-
-
-def _stdlib_dirs() -> tuple[str, ...]:
-    import sysconfig  # on use: only a traced run needs it
-
-    paths = sysconfig.get_paths()
-    return tuple({paths["stdlib"], paths["platstdlib"]})
 
 
 class Tracer:
@@ -51,8 +41,8 @@ class Tracer:
         self.sockets: dict[int, tuple[weakref.ref[Any], Frames]] = {}
         self.paths: dict[str, Frames] = {}
         self.commands: dict[str, Frames] = {}
-        self._kinds: dict[str, int] = {__file__: _SKIP}
-        self._stdlib = _stdlib_dirs()
+        # Its own frames (the Thread.start wrapper, the audit hook) are never the creator.
+        self._kind = FrameFilter(skip=(__file__,)).kind
         self._depth = 0
         self.active = False
         self._hooked = False
@@ -101,36 +91,20 @@ class Tracer:
         while frame is not None and len(out) < MAX_FRAMES:
             code = frame.f_code
             kind = self._kind(code.co_filename)
-            if kind == _STOP:
+            if kind == STOP:
                 break
-            if kind == _KEEP:
+            if kind == KEEP:
                 out.append((code.co_filename, frame.f_lineno, code.co_name))
             frame = frame.f_back
         return tuple(reversed(out))
-
-    def _kind(self, filename: str) -> int:
-        kind = self._kinds.get(filename)
-        if kind is None:
-            if any(part in filename for part in _RUNNER_DIRS):
-                kind = _STOP
-            elif filename.startswith("<") or (
-                filename.startswith(self._stdlib)
-                and "site-packages" not in filename
-                and "dist-packages" not in filename
-            ):
-                kind = _SKIP
-            else:
-                kind = _KEEP
-            self._kinds[filename] = kind
-        return kind
 
     def _origin(self, origin: Iterable[tuple[str, int, str]]) -> Frames:
         out: list[tuple[str, int, str]] = []
         for site in origin:  # innermost first
             kind = self._kind(site[0])
-            if kind == _STOP or len(out) == MAX_FRAMES:
+            if kind == STOP or len(out) == MAX_FRAMES:
                 break
-            if kind == _KEEP:
+            if kind == KEEP:
                 out.append(site)
         return tuple(reversed(out))
 
