@@ -11,6 +11,7 @@ import sys
 from collections.abc import Hashable, Iterable
 from typing import Any
 
+from . import singletons
 from .base import Leak, Probe
 
 FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
@@ -60,6 +61,8 @@ class FdProbe(Probe):
         self._poll = select.poll()
         self._identified: list[tuple[int, tuple[int, int]]] = []
         self._counted = isinstance(self._dir, int) and self._count() == len(self._open())
+        #: The (device, inode) of libuv's signal pipe once seen (see singletons.py).
+        self._uv_pipe: object = None
 
     def _count(self) -> int:
         return os.fstat(self._dir).st_size if isinstance(self._dir, int) else -1
@@ -121,7 +124,7 @@ class FdProbe(Probe):
 
     def ignored(self, key: Hashable, old: object, new: object) -> bool:
         assert isinstance(key, int)
-        if key in stdlib_helper_fds():
+        if key in stdlib_helper_fds() or self._process_wide(key, new):
             return True
         if not self._ignore_targets:
             return False
@@ -142,6 +145,17 @@ class FdProbe(Probe):
             return Leak(self.kind, f"fd {key} ({path})", signature="fds:anon_inode")
         details = "replaced a descriptor that was open before the test" if old else ""
         return Leak(self.kind, f"fd {key} ({path})", details, signature=f"fds:file:{path}")
+
+    def _process_wide(self, fd: int, ident: object) -> bool:
+        """A descriptor of a well-known process-wide singleton (see singletons.py)."""
+        if ident is None:
+            return False
+        if ident in singletons.heap_arena_inodes():
+            return True
+        # libuv makes its signal pipe once per process: the first one recognised is it.
+        if self._uv_pipe is None and singletons.is_libuv_signal_pipe(fd, ident, self._last):
+            self._uv_pipe = ident
+        return ident == self._uv_pipe
 
 
 def stdlib_helper_fds() -> set[int]:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
+from . import singletons
 from .base import INFRA_MODULES, Items, Leak, Probe
 from .stacks import FrameFilter, format_frames, qualname, thread_stack
 
@@ -79,6 +80,8 @@ class ThreadProbe(Probe):
         if not isinstance(key, threading.Thread):
             return False
         if isinstance(key, threading._DummyThread) or not key.is_alive():
+            return True
+        if key in singletons.idle_pool_threads():
             return True
         module = getattr(origin(key), "__module__", None) or ""
         if module.split(".")[0] in INFRA_MODULES:
