@@ -28,3 +28,15 @@ def assert_lines(result: pytest.RunResult, *expected: str) -> None:
     lines = result.outlines
     for text in expected:
         assert any(text in line for line in lines), f"{text!r} not in output:\n{result.stdout}"
+
+
+def strict(run: Run, source: str) -> pytest.RunResult:
+    """A strict run of ``source`` in file order."""
+    return run(source, "--resource-strict", "-p", "no:randomly")
+
+
+def assert_errors_on(result: pytest.RunResult, test: str, *expected: str) -> None:
+    """The run's one error is ``test``'s teardown, with the ``expected`` texts in the output."""
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines([f"*ERROR at teardown of {test}*"])
+    assert_lines(result, *expected)

@@ -4,12 +4,7 @@ strict cleanup touches only what is provably the test's."""
 from __future__ import annotations
 
 import pytest
-from pytester_run import Run, assert_lines
-
-
-def strict(run: Run, source: str) -> pytest.RunResult:
-    return run(source, "--resource-strict", "-p", "no:randomly")
-
+from pytester_run import Run, assert_errors_on, strict
 
 # A child process with pipes, as gateways and database servers are: an echo loop on stdin.
 ECHO = """
@@ -96,9 +91,9 @@ def test_second(gateway):
     assert ask(gateway, "b") == "b"
 """,
     )
-    result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines(["*ERROR at teardown of test_second*"])
-    assert_lines(result, "(owned by session-scoped fixture 'registry')", "processes: pid ")
+    assert_errors_on(
+        result, "test_second", "(owned by session-scoped fixture 'registry')", "processes: pid "
+    )
 
 
 def test_module_global_cache_a_fixture_fills_is_not_a_test_leak(run: Run) -> None:
@@ -222,8 +217,7 @@ def test_leaks(registry):
         + after,
     )
     # Reported on the test that started it either way.
-    result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines(["*ERROR at teardown of test_leaks*"])
+    assert_errors_on(result, "test_leaks")
 
 
 def test_bare_thread_a_module_fixture_starts_is_the_fixtures(run: Run) -> None:
@@ -290,6 +284,8 @@ def test_second(worker):
     pass
 """,
     )
-    result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines(["*ERROR at teardown of test_second*"])
-    assert_lines(result, "started with _thread.start_new_thread (owned by module-scoped fixture")
+    assert_errors_on(
+        result,
+        "test_second",
+        "started with _thread.start_new_thread (owned by module-scoped fixture",
+    )

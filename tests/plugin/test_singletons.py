@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-from pytester_run import Run, assert_lines
-
-
-def strict(run: Run, source: str) -> pytest.RunResult:
-    return run(source, "--resource-strict", "-p", "no:randomly")
+from pytester_run import Run, assert_errors_on, strict
 
 
 def test_idle_trio_worker_threads_are_not_a_leak(run: Run) -> None:
@@ -54,10 +49,13 @@ def test_release():
     RELEASE.set()
 """,
     )
-    result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines(["*ERROR at teardown of test_abandons_a_job*"])
     # trio names a busy worker after its job.
-    assert_lines(result, "threads: thread 'work from test_it.test_abandons_a_job", "RELEASE.wait()")
+    assert_errors_on(
+        result,
+        "test_abandons_a_job",
+        "threads: thread 'work from test_it.test_abandons_a_job",
+        "RELEASE.wait()",
+    )
 
 
 def test_uvloop_signal_pipe_of_the_first_loop_is_not_a_leak(run: Run) -> None:
@@ -96,8 +94,7 @@ def test_leaks_a_pipe():
     KEPT.extend(os.pipe())
 """,
     )
-    result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines(["*ERROR at teardown of test_leaks_a_pipe*"])
+    assert_errors_on(result, "test_leaks_a_pipe")
 
 
 def test_multiprocessing_heap_arena_is_not_a_leak(run: Run) -> None:
