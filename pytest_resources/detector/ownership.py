@@ -22,13 +22,12 @@ import socket
 import subprocess
 import sys
 import types
-from collections import deque
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 #: Objects visited per verdict at most. A completed walk proves that a leak is unreachable
 #: from every live fixture; one that ran out of budget proves nothing (see Claims.unsure).
-BUDGET = 200_000
+BUDGET = 100_000
 #: How deep a fixture's code is followed into the same module's helper functions when
 #: looking for the globals it fills.
 HELPER_DEPTH = 3
@@ -36,6 +35,8 @@ HELPER_DEPTH = 3
 #: the whole session, and the plugin's own objects hold every snapshot.
 OPAQUE_PACKAGES = frozenset({"_pytest", "pytest", "pluggy", "py"})
 OPAQUE_MODULES = ("pytest_resources.detector", "pytest_resources.plugin")
+#: Objects without referents that are never a target: skipped without a visit.
+ATOMIC = frozenset({int, float, complex, str, bytes, bool, type(None)})
 #: The kinds whose leaks are objects (or held by objects) a walk can find.
 WALKED_KINDS = frozenset({"threads", "tasks", "fds", "processes"})
 
@@ -117,6 +118,7 @@ class _Targets:
                 elif kind in ("threads", "tasks") and not isinstance(key, (str, int)):
                     self.by_id[id(key)] = (kind, key)
         self.found: dict[tuple[str, Hashable], str] = {}
+        self._holders: dict[type, object] = {}  # per class: _holder's answer
 
     def __bool__(self) -> bool:
         return bool(self.by_id or self.fds or self.pids)
@@ -135,35 +137,45 @@ class _Targets:
         if hit is not None and hit[1] is obj:
             self.found.setdefault(hit, owner)
             return
-        if self.fds:
-            fd = _fd_of(obj)
-            if fd is not None and fd in self.fds:
-                self.found.setdefault(self.fds[fd], owner)
-        if self.pids:
-            pid = _pid_of(obj)
-            if pid is not None and pid in self.pids:
-                self.found.setdefault(self.pids[pid], owner)
+        cls = type(obj)
+        holder = self._holders.get(cls, _UNKNOWN)
+        if holder is _UNKNOWN:
+            holder = self._holders[cls] = _holder(cls)
+        if holder is _fd_of and self.fds:
+            key = self.fds.get(_fd_of(obj))  # type: ignore[arg-type]
+        elif holder is _pid_of and self.pids:
+            key = self.pids.get(_pid_of(obj))  # type: ignore[arg-type]
+        else:
+            return
+        if key is not None:
+            self.found.setdefault(key, owner)
 
 
-def _fd_of(obj: object) -> int | None:
-    """The descriptor an object holds open (the objects that own one and close it)."""
-    if isinstance(obj, (socket.socket, io.FileIO)) or type(obj).__name__ == "epoll":
-        try:
-            fd = obj.fileno()  # type: ignore[attr-defined]
-        except (OSError, ValueError):  # closed
-            return None
-        return fd if isinstance(fd, int) and fd >= 0 else None
-    return None
+_UNKNOWN = object()
 
 
-def _pid_of(obj: object) -> int | None:
-    """The child a Popen-like object (subprocess's or multiprocessing's) stands for."""
-    if isinstance(obj, subprocess.Popen) or (
-        type(obj).__name__ == "Popen" and type(obj).__module__.startswith("multiprocessing.")
+def _holder(cls: type) -> Callable[[Any], int | None] | None:
+    """How an object of ``cls`` shows a target: the fd it holds open, the pid it stands for."""
+    if issubclass(cls, (socket.socket, io.FileIO)) or cls.__name__ == "epoll":
+        return _fd_of
+    if issubclass(cls, subprocess.Popen) or (
+        cls.__name__ == "Popen" and cls.__module__.startswith("multiprocessing.")
     ):
-        pid = getattr(obj, "pid", None)
-        return pid if isinstance(pid, int) else None
+        return _pid_of
     return None
+
+
+def _fd_of(obj: Any) -> int | None:
+    try:
+        fd = obj.fileno()
+    except (OSError, ValueError):  # closed
+        return None
+    return fd if isinstance(fd, int) and fd >= 0 else None
+
+
+def _pid_of(obj: Any) -> int | None:
+    pid = getattr(obj, "pid", None)
+    return pid if isinstance(pid, int) else None
 
 
 def _fixture_globals(item: Any) -> Iterator[tuple[str, object]]:
@@ -211,37 +223,49 @@ def _is_code(value: object) -> bool:
     return isinstance(value, code)
 
 
-def _opaque(obj: object) -> bool:
-    """Objects the walk visits but does not enter."""
-    if isinstance(obj, (type, types.ModuleType, types.CodeType, asyncio.AbstractEventLoop)):
+def _opaque(cls: type) -> bool:
+    """Objects of ``cls`` are visited but not entered."""
+    if issubclass(cls, (type, types.ModuleType, types.CodeType, asyncio.AbstractEventLoop)):
         return True
-    module = getattr(type(obj), "__module__", None) or ""
+    module = getattr(cls, "__module__", None) or ""
     return module.split(".", 1)[0] in OPAQUE_PACKAGES or module.startswith(OPAQUE_MODULES)
 
 
 def _walk(roots: list[tuple[str, object]], targets: _Targets) -> bool:
-    """Breadth-first over referents, each object labelled with the first root that reached
-    it; True when the walk saw everything reachable (or found every target)."""
+    """Breadth-first over referents, one owner after the other (an object goes to the first
+    owner that reaches it); True when the walk saw everything reachable (or found every
+    target), False when it ran out of budget."""
     # Module dictionaries lead to every other module: never entered.
     seen = {id(vars(m)) for m in list(sys.modules.values()) if isinstance(m, types.ModuleType)}
-    queue: deque[tuple[object, str]] = deque()
+    by_owner: dict[str, list[object]] = {}
     for owner, obj in roots:
-        if id(obj) not in seen:
-            seen.add(id(obj))
-            queue.append((obj, owner))
-    visited = 0
-    while queue:
-        obj, owner = queue.popleft()
-        visited += 1
-        if visited > BUDGET:
-            return False
-        targets.visit(obj, owner)
-        if targets.done:
-            return True
-        if _opaque(obj):
-            continue
-        for ref in gc.get_referents(obj):
-            if id(ref) not in seen:
-                seen.add(id(ref))
-                queue.append((ref, owner))
+        by_owner.setdefault(owner, []).append(obj)
+    budget = BUDGET
+    opaque: dict[type, bool] = {}
+    for owner, frontier in by_owner.items():
+        frontier = [obj for obj in frontier if id(obj) not in seen]
+        seen.update(map(id, frontier))
+        while frontier:
+            budget -= len(frontier)
+            if budget < 0:
+                return False
+            enter = []
+            for obj in frontier:
+                targets.visit(obj, owner)
+                cls = type(obj)
+                closed = opaque.get(cls)
+                if closed is None:
+                    closed = opaque[cls] = _opaque(cls)
+                if not closed:
+                    enter.append(obj)
+            if targets.done:
+                return True
+            frontier = []
+            # One call for the whole level; atomic objects hold nothing and are no target.
+            for ref in gc.get_referents(*enter):
+                if type(ref) not in ATOMIC and id(ref) not in seen:
+                    seen.add(id(ref))
+                    frontier.append(ref)
+                    if len(frontier) > budget:
+                        return False
     return True
