@@ -20,10 +20,10 @@ from pytest_resources.components.queues import (
     RetryPolicy,
 )
 from pytest_resources.components.queues.redis import _TAKE
-from pytest_resources.fixtures.queues import PARAMS
+from pytest_resources.fixtures.queues import BACKENDS
 
-BROKERS = [param for param in PARAMS if param.id != "memory"]
-REDIS = [param for param in PARAMS if param.id == "redis"]
+BROKERS = [backend for backend in BACKENDS if backend != "memory"]
+REDIS = ["redis"]
 
 
 async def take(queue: MessageQueue, timeout: float = 10.0) -> Delivery:

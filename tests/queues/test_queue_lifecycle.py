@@ -17,9 +17,9 @@ from pytest_resources.components.queues import (
     RabbitMQMessageQueue,
     RedisMessageQueue,
 )
-from pytest_resources.fixtures.queues import PARAMS, QueueFactory
+from pytest_resources.fixtures.queues import BACKENDS, QueueFactory
 
-LEASED = [param for param in PARAMS if param.id != "rabbitmq"]  # RabbitMQ has no lease clock
+LEASED = [backend for backend in BACKENDS if backend != "rabbitmq"]  # RabbitMQ has no lease clock
 
 
 @pytest.mark.asyncio
