@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import warnings
 from collections.abc import Generator
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -40,6 +39,7 @@ from .detector.results import (
     ReportCarrier,
 )
 from .detector.verdict import CLEAN
+from .detector.warn import warn
 from .errors import ResourceGuardWarning
 from .xdist_roles import is_xdist_controller
 
@@ -279,7 +279,7 @@ class ResourcesPlugin:
             item,
         )
         if guard.disabled:
-            self._warn_disabled()
+            self._warn_disabled(item)
         if self.reporting is not None and window is not None:
             counts = self.reporting.counts(guard.checker, window)
             if counts is not None:
@@ -309,14 +309,14 @@ class ResourcesPlugin:
             self._carrying = True
             config.pluginmanager.register(self.carrier, "resources-reports")
 
-    def _warn_disabled(self) -> None:
+    def _warn_disabled(self, item: pytest.Item) -> None:
         assert self.guard is not None
         for kind, error in self.guard.disabled.items():
             if kind not in self._warned:
                 self._warned.add(kind)
                 problem = f"the {kind!r} probe failed and is now off: {error}"
                 self.summary.problems.append(problem)
-                warnings.warn(ResourceGuardWarning(problem), stacklevel=1)
+                warn(ResourceGuardWarning(problem), str(item.path), (item.location[1] or 0) + 1)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_fixture_setup(

@@ -16,6 +16,7 @@ import pytest
 from ..errors import ResourceLeakWarning
 from .probes.base import Leak
 from .verdict import Judgement
+from .warn import warn
 
 SECTION = "resource leaks"
 #: Leaks named in a one-line headline before "and N more".
@@ -117,18 +118,14 @@ def fixed_text(fixed: Iterable[tuple[str, str, int]]) -> str:
 
 def deliver(item: pytest.Item, text: str, strict: bool, already_failed: bool) -> None:
     """Strict: the test errors in teardown, unless it already failed (then the leaks are
-    context in its report). Warn mode: a ResourceLeakWarning pointing at the test."""
+    context in its report). Warn mode: a ResourceLeakWarning pointing at the test, which
+    never raises (see warn.py)."""
     if strict and not already_failed:
         pytest.fail(text, pytrace=False)
     elif strict:
         item.add_report_section("teardown", SECTION, text)
     else:
-        warnings.warn_explicit(
-            ResourceLeakWarning(text),
-            ResourceLeakWarning,
-            str(item.path),
-            (item.location[1] or 0) + 1,
-        )
+        warn(ResourceLeakWarning(text), str(item.path), (item.location[1] or 0) + 1)
 
 
 def surface(texts: Iterable[str]) -> None:

@@ -29,6 +29,30 @@ def test_warn_mode_keeps_outcomes_and_lists_leaks(run: Run) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "ini"),
+    [
+        pytest.param((), "filterwarnings = error\n", id="ini-error"),
+        pytest.param(("-W", "error"), "", id="cli-error"),
+        pytest.param(("-W", "error::pytest_resources.ResourceLeakWarning"), "", id="category"),
+    ],
+)
+def test_warn_mode_never_changes_an_outcome_under_error_filters(
+    run: Run, args: tuple[str, ...], ini: str
+) -> None:
+    result = run(LEAKY, *args, ini=ini)
+    result.assert_outcomes(passed=1, warnings=1)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*ResourceLeakWarning: test_it.py::test_leaks leaked 1 resource:"])
+    assert "pytest_resources" not in result.stdout.str().split("warnings summary")[0]
+
+
+def test_leak_warnings_stay_filterable(run: Run) -> None:
+    result = run(LEAKY, "-W", "ignore::pytest_resources.ResourceLeakWarning")
+    result.assert_outcomes(passed=1)
+    assert "ResourceLeakWarning" not in result.stdout.str()
+
+
 def test_strict_mode_errors_in_teardown_and_exits_non_zero(run: Run) -> None:
     result = run(LEAKY, "--resource-strict")
     result.assert_outcomes(passed=1, errors=1)

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
+import pytest
 from pytester_run import Run, assert_lines
 
-
-def test_a_failing_probe_is_disabled_with_one_warning_and_the_run_goes_on(run: Run) -> None:
-    run.pytester.makeconftest(
-        """
+BROKEN_FDS = """
 from pytest_resources.detector.probes.fds import FdProbe
 
 def broken(self):
@@ -13,9 +11,7 @@ def broken(self):
 
 FdProbe.snapshot = broken
 """
-    )
-    result = run(
-        """
+THREE = """
 import os
 
 def test_one():
@@ -26,7 +22,13 @@ def test_two():
 
 def test_three():
     pass
-""",
+"""
+
+
+def test_a_failing_probe_is_disabled_with_one_warning_and_the_run_goes_on(run: Run) -> None:
+    run.pytester.makeconftest(BROKEN_FDS)
+    result = run(
+        THREE,
         "--resource-strict",
         "-W",
         "default::pytest_resources.ResourceGuardWarning",
@@ -38,3 +40,14 @@ def test_three():
         "env: os.environ['STILL_CHECKED'] added: '1'",
     )
     assert result.stdout.str().count("ResourceGuardWarning: the 'fds' probe failed") == 1
+
+
+@pytest.mark.parametrize("mode", [(), ("--resource-strict",)], ids=["warn", "strict"])
+def test_plugin_warnings_never_fail_a_test_under_filterwarnings_error(
+    run: Run, mode: tuple[str, ...]
+) -> None:
+    run.pytester.makeconftest(BROKEN_FDS)
+    result = run(THREE, *mode, ini="filterwarnings = error\n")
+    # Strict mode fails the leak itself; the probe's warning fails nothing, in either mode.
+    result.assert_outcomes(passed=3, errors=len(mode), warnings=2 - len(mode))
+    assert_lines(result, "ResourceGuardWarning: the 'fds' probe failed and is now off")
