@@ -14,7 +14,7 @@ def warn(warning: Warning, filename: str, lineno: int) -> None:
     traceback through the plugin. Failing on a leak is what ``--resource-strict`` is for.
     """
     with warnings.catch_warnings():  # restores the filters; pytest's recorder stays in place
-        warnings.filters[:] = [
+        warnings.filters = [
             ("always", *entry[1:]) if entry[0] == "error" else entry for entry in warnings.filters
         ]
         warnings.warn_explicit(warning, type(warning), filename, lineno)
