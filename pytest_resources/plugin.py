@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from collections.abc import Generator
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -14,7 +12,6 @@ from .brokers import options as broker_options
 from .detector import settings
 from .detector.guard import Guard
 from .detector.markers import marker_names
-from .detector.ownership import fixture_owner
 from .detector.probes.base import KINDS
 from .detector.repeat import GROWTH_KEY, RepeatPlugin, wants_repeat
 from .detector.report import (
@@ -323,20 +320,10 @@ class ResourcesPlugin:
         self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
     ) -> Generator[None, object, object]:
         guard = self.guard
-        if guard is None:
+        if guard is None or fixturedef.scope == "function":
             return (yield)
-        if fixturedef.scope == "function":
-            value = yield
-        else:
-            with guard.scoped_fixture(fixturedef):
-                value = yield
-        if isinstance(value, asyncio.Runner):
-            loop = value.get_loop()
-            guard.watch_loop(loop)
-            loop_owner = "" if fixturedef.scope == "function" else fixture_owner(fixturedef)
-            # Added after the runner fixture's own finalizer, so it runs before it.
-            fixturedef.addfinalizer(partial(guard.before_loop_close, loop, loop_owner))
-        return value
+        with guard.scoped_fixture(fixturedef):
+            return (yield)
 
     def pytest_fixture_post_finalizer(self, fixturedef: pytest.FixtureDef[Any]) -> None:
         # Runs after the fixture's own teardown: what it still owns now has leaked.

@@ -16,6 +16,7 @@ from .probes.base import Leak, Probe
 from .probes.env import EnvProbe
 from .probes.events import EventCapture
 from .probes.fds import FdProbe
+from .probes.loops import RunnerHooks, unclosed_loops
 from .probes.processes import ProcessProbe
 from .probes.tasks import LoopRegistry, TaskProbe, pending_before_close
 from .probes.threads import ThreadProbe
@@ -31,7 +32,7 @@ def build_probes(settings: Settings, loops: LoopRegistry) -> dict[str, Probe]:
     return {
         "threads": ThreadProbe(settings.ignore_threads, loops.executor_threads),
         "tasks": TaskProbe(loops),
-        "fds": FdProbe(settings.ignore_fds),
+        "fds": FdProbe(settings.ignore_fds, unclosed_loops),
         "processes": ProcessProbe(settings.ignore_processes),
         "env": EnvProbe(settings.ignore_env),
     }
@@ -60,7 +61,10 @@ class Guard:
         #: The baseline file's known leaks (``--resource-baseline``).
         self.known = known
         self.capture = EventCapture(self._event)
+        self.runners = RunnerHooks(self._loop_started, self._loop_closing)
         self.window: Window | None = None
+        #: The wider-scoped fixtures being set up now, innermost last.
+        self._fixtures: list[str] = []
         self._meter: MemoryMeter | None = None  # made on first use: memory is opt-in
         self._measuring = False
         self._probed: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -72,6 +76,7 @@ class Guard:
 
     def start(self) -> None:
         self.capture.start()
+        self.runners.install()
         if self.tracer is not None:
             self.tracer.start()
         if self.settings.per_test.measures_memory:
@@ -79,6 +84,7 @@ class Guard:
             self._memory_meter()
 
     def stop(self) -> None:
+        self.runners.uninstall()
         self.capture.stop()
         if self.tracer is not None:
             self.tracer.stop()
@@ -178,13 +184,16 @@ class Guard:
         if self.window is None:
             yield
         else:
+            owner = ownership.fixture_owner(fixturedef)
             native, count = threads.native_count(), _thread._count()
             before = self.checker.snapshot_all()
-            yield
+            self._fixtures.append(owner)  # a loop made meanwhile is the fixture's
+            try:
+                yield
+            finally:
+                self._fixtures.pop()
             threads.wait_counted(native, count)
-            self.checker.own(
-                ownership.fixture_owner(fixturedef), before, self.checker.snapshot_all()
-            )
+            self.checker.own(owner, before, self.checker.snapshot_all())
         self.owners.started(fixturedef)
 
     def fixture_ended(self, fixturedef: Any) -> None:
@@ -203,16 +212,26 @@ class Guard:
         surfaced, self.surfaced = self.surfaced, []
         return surfaced
 
-    def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loops.add(loop)
+    def _loop_started(self, loop: asyncio.AbstractEventLoop) -> None:
+        # A loop made while a wider-scoped fixture is set up lives as long as that fixture.
+        self.loops.add(loop, self._fixtures[-1] if self._fixtures else "")
 
-    def before_loop_close(self, loop: asyncio.AbstractEventLoop, owner: str) -> None:
-        """Report tasks a runner is about to cancel silently (pytest-asyncio issue 1044)."""
-        if "tasks" in self.settings.checks and "tasks" not in self.checker.disabled:
-            found = pending_before_close(
-                loop, self.loops, self.settings.grace, owner, self.checker.annotate
+    def _loop_closing(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Report the tasks a runner is about to cancel silently (pytest-asyncio issue 1044),
+        as leaks of the test whose window is open or of the fixture that made the loop."""
+        kinds = self.settings.checks if self.window is None else self.window.kinds
+        if "tasks" in kinds:
+            owner = self.loops.owner(loop)
+            leaks = self.checker._guarded(
+                "tasks",
+                pending_before_close,
+                loop,
+                self.loops,
+                self.settings.grace,
+                owner,
+                self.checker.annotate,
             )
-            for leak in found:
+            for leak in leaks or ():
                 self._event(leak)
         self.loops.discard(loop)  # closed next: later snapshots need not look at it
 

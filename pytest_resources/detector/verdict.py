@@ -286,8 +286,12 @@ class Checker:
 
     def _describe(self, kind: str, diff: Diff) -> list[Leak]:
         probe = self.probes[kind]
-        leaks = []
+        together = self._guarded(kind, probe.describe_together, list(diff))
+        grouped, covered = together if together is not None else ([], set())
+        leaks = list(grouped)
         for key, (old, new) in diff.items():
+            if key in covered:
+                continue
             leak = self._guarded(kind, probe.describe, key, old, new)
             if leak is not None:
                 leaks.append(self.annotate(kind, key, leak))

@@ -136,6 +136,11 @@ class Probe(ABC):
     @abstractmethod
     def describe(self, key: Hashable, old: object, new: object) -> Leak: ...
 
+    def describe_together(self, keys: list[Hashable]) -> tuple[list[Leak], set[Hashable]]:
+        """Leaks that each stand for several leaked ``keys`` (an unclosed event loop for
+        its descriptors), and the keys they cover; the rest are described one by one."""
+        return [], set()
+
     def settle(self, keys: list[Hashable], delay: float) -> None:
         """Give the leaked things ``delay`` seconds to go away by themselves."""
         time.sleep(delay)

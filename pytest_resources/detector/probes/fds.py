@@ -8,7 +8,7 @@ import os
 import select
 import socket
 import sys
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from . import singletons
@@ -49,7 +49,13 @@ class FdProbe(Probe):
 
     kind = "fds"
 
-    def __init__(self, ignore_targets: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        ignore_targets: Iterable[str] = (),
+        holders: Callable[[list[int]], tuple[list[Leak], set[int]]] | None = None,
+    ) -> None:
+        #: Names what holds several leaked descriptors (an unclosed event loop); leak path only.
+        self._holders = holders
         # Listing through an open directory descriptor skips the path lookup each time.
         self._dir: int | str = FD_DIR
         with contextlib.suppress(OSError):
@@ -130,6 +136,12 @@ class FdProbe(Probe):
             return False
         path = target(key)
         return any(fnmatch.fnmatchcase(path, pat) for pat in self._ignore_targets)
+
+    def describe_together(self, keys: list[Hashable]) -> tuple[list[Leak], set[Hashable]]:
+        if self._holders is None:
+            return [], set()
+        leaks, covered = self._holders([k for k in keys if isinstance(k, int)])
+        return leaks, set(covered)
 
     def describe(self, key: Hashable, old: object, new: object) -> Leak:
         assert isinstance(key, int)

@@ -1,8 +1,8 @@
 """asyncio tasks left pending on the event loops tests run on.
 
-Loops are registered by whoever creates them (the plugin registers pytest-asyncio's runners).
-A live loop's pending tasks are snapshotted between tests; a loop about to be closed is
-inspected by ``pending_before_close`` before its runner cancels what is left.
+Loops are registered as their runner creates them (see ``loops.RunnerHooks``). A live loop's
+pending tasks are snapshotted around each test; a loop about to be shut down is inspected by
+``pending_before_close`` before its runner cancels what is left.
 """
 
 from __future__ import annotations
@@ -18,29 +18,48 @@ from ...awaits import Site, await_frames, site_text
 from .base import Leak, Probe
 from .stacks import FrameFilter
 
+#: Tasks a test runner keeps for as long as its loop lives, by (module, coroutine qualname):
+#: anyio's pytest runner feeds tests and fixtures to one task that its shutdown cancels.
+RUNNER_TASKS = frozenset({("anyio._backends._asyncio", "TestRunner._run_tests_and_fixtures")})
+
 
 class LoopRegistry:
-    """The event loops under watch, held weakly."""
+    """The event loops under watch, held weakly, each with the fixture that created it ("" for
+    a test's own loop)."""
 
     def __init__(self) -> None:
-        self._loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, str] = (
+            weakref.WeakKeyDictionary()
+        )
         self.reported: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
-    def add(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loops.add(loop)
+    def add(self, loop: asyncio.AbstractEventLoop, owner: str = "") -> None:
+        self._loops.setdefault(loop, owner)
+
+    def owner(self, loop: asyncio.AbstractEventLoop) -> str:
+        return self._loops.get(loop, "")
 
     def discard(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loops.discard(loop)
+        self._loops.pop(loop, None)
 
     def live(self) -> list[asyncio.AbstractEventLoop]:
-        if not self._loops:  # the common case, without iterating a WeakSet
+        """Open loops whose tasks can be diffed: not one running in another thread, whose
+        tasks are in flux (they are judged when it shuts down)."""
+        if not self._loops:  # the common case, without iterating a WeakKeyDictionary
             return []
-        return [loop for loop in self._loops if not loop.is_closed()]
+        current = asyncio._get_running_loop()
+        return [loop for loop in self._open() if loop is current or not loop.is_running()]
+
+    def _open(self) -> list[asyncio.AbstractEventLoop]:
+        # keyrefs() copies in one step: a runner in another thread may add a loop meanwhile.
+        loops = (ref() for ref in self._loops.keyrefs())
+        return [loop for loop in loops if loop is not None and not loop.is_closed()]
 
     def executor_threads(self) -> set[threading.Thread]:
-        """Worker threads of live loops' default executors: they live as long as the loop."""
+        """Worker threads of open loops' default executors: they live as long as the loop
+        (``_default_executor`` is a private attribute of ``BaseEventLoop`` in 3.11-3.13)."""
         out: set[threading.Thread] = set()
-        for loop in self.live():
+        for loop in self._open():
             executor = getattr(loop, "_default_executor", None)
             out.update(getattr(executor, "_threads", ()))
         return out
@@ -64,7 +83,7 @@ class TaskProbe(Probe):
 
     def ignored(self, key: Hashable, old: object, new: object) -> bool:
         assert isinstance(key, asyncio.Task)
-        return key.done() or key in self.registry.reported
+        return key.done() or key in self.registry.reported or runner_task(key)
 
     def describe(self, key: Hashable, old: object, new: object) -> Leak:
         assert isinstance(key, asyncio.Task)
@@ -106,7 +125,9 @@ def pending_before_close(
     """
     if loop.is_closed() or loop.is_running():
         return []
-    pending = [t for t in asyncio.all_tasks(loop) if t not in registry.reported]
+    pending = [
+        t for t in asyncio.all_tasks(loop) if t not in registry.reported and not runner_task(t)
+    ]
     if pending and grace > 0:
         run_until_done(pending, grace)
     leaks = []
@@ -116,6 +137,14 @@ def pending_before_close(
             leak = describe_task(task, owner)
             leaks.append(annotate("tasks", task, leak) if annotate else leak)
     return leaks
+
+
+def runner_task(task: asyncio.Task[Any]) -> bool:
+    """Is ``task`` one a test runner keeps for itself (see ``RUNNER_TASKS``)?"""
+    frame = getattr(task.get_coro(), "cr_frame", None)
+    if frame is None:
+        return False
+    return (frame.f_globals.get("__name__"), frame.f_code.co_qualname) in RUNNER_TASKS
 
 
 def describe_task(task: asyncio.Task[Any], owner: str = "") -> Leak:
