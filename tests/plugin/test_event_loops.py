@@ -37,13 +37,14 @@ def leaked_on(result: pytest.RunResult, test: str) -> None:
     assert_lines(result, "running forever()", "test_it.py:9 in forever")
 
 
-def test_anyio_test_on_the_asyncio_backend(run: Run) -> None:
+@pytest.mark.parametrize("backend", ['"asyncio"', '("asyncio", {"use_uvloop": True})'])
+def test_anyio_test_on_the_asyncio_backend(run: Run, backend: str) -> None:
     result = run(
         HEADER
-        + """
+        + f"""
 @pytest.fixture
 def anyio_backend():
-    return "asyncio"
+    return {backend}
 
 @pytest.mark.anyio
 async def test_anyio_task_leak():
