@@ -11,6 +11,7 @@ import pytest
 from .brokers import options as broker_options
 from .detector import settings
 from .detector.guard import Guard
+from .detector.lingering import lingering_threads, write_lingering
 from .detector.markers import marker_names
 from .detector.probes.base import KINDS
 from .detector.repeat import GROWTH_KEY, RepeatPlugin, wants_repeat
@@ -332,5 +333,7 @@ class ResourcesPlugin:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         self.summary.write(terminalreporter, self.settings.strict)
+        if self.guard is not None and (threads := lingering_threads(self.settings.grace)):
+            write_lingering(terminalreporter, threads, self.guard.leaked_threads)
         if self.reporting is not None:
             self.reporting.summary(terminalreporter)

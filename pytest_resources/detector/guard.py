@@ -6,6 +6,8 @@ from __future__ import annotations
 import _thread
 import asyncio
 import gc
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -68,6 +70,11 @@ class Guard:
         self._meter: MemoryMeter | None = None  # made on first use: memory is opt-in
         self._measuring = False
         self._probed: dict[tuple[str, ...], tuple[str, ...]] = {}
+        #: Threads found leaked, and the test that leaked each: named again if one is still
+        #: running when the session ends (see lingering.py).
+        self.leaked_threads: weakref.WeakKeyDictionary[threading.Thread, str] = (
+            weakref.WeakKeyDictionary()
+        )
         #: Self-announced leaks seen while no window was open; the next window gets them.
         self.between: list[Leak] = []
         #: Unraisable exceptions the plugin's own gc passes set off that are not recorded
@@ -146,6 +153,10 @@ class Guard:
             leaks, diffs = self.checker.finish(window, test.grace, item)
             if test.strict and leaks:
                 self.checker.cleanup(window, diffs)
+            if "threads" in diffs:  # the leak path only
+                self.leaked_threads.update(
+                    (key, nodeid) for key in diffs["threads"] if isinstance(key, threading.Thread)
+                )
         finally:
             self.window = None
             self.capture.close_window()
