@@ -210,7 +210,7 @@ class ResourcesPlugin:
         if self.guard is not None and wants_repeat(self.settings, items):
             self._repeating = True
             config.pluginmanager.register(
-                RepeatPlugin(self.settings.repeat_threshold), "resources-repeat"
+                RepeatPlugin(self.settings.repeat_threshold, self.guard), "resources-repeat"
             )
 
     def pytest_report_header(self) -> str:

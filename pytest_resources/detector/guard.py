@@ -189,6 +189,22 @@ class Guard:
         return self._meter
 
     @contextmanager
+    def repeating(self) -> Iterator[None]:
+        """A test's repeated runs judge memory only: every other kind is judged as the first
+        run left it, and what the repeats announce (ResourceWarnings) is dropped."""
+        window = self.window
+        if window is None:
+            yield
+            return
+        events = len(window.events)
+        before = self.checker.snapshots(window.kinds)
+        try:
+            yield
+        finally:
+            self.checker.set_aside(before)
+            del window.events[events:]
+
+    @contextmanager
     def scoped_fixture(self, fixturedef: Any) -> Iterator[None]:
         """Around a module/class/session fixture's setup: what the setup creates, and what
         its value can still reach later (see ownership.py), belong to that fixture."""

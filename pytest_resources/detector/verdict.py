@@ -84,6 +84,9 @@ class Checker:
         #: Owned identities whose owner ended in the current window: undoing them (a class
         #: fixture restoring an env var it set) is not a change the test made.
         self._released: list[dict[str, dict[Hashable, object]]] = []
+        #: Identities a test's repeated runs changed, by kind, with their value when the
+        #: repeats began (None: absent then); see set_aside.
+        self._repeated: dict[str, dict[Hashable, object]] = {}
         self.disabled: dict[str, str] = {}
 
     # -- windows ---------------------------------------------------------------------------
@@ -91,6 +94,8 @@ class Checker:
     def begin(self, kinds: tuple[str, ...]) -> Window:
         if self._released:
             self._released.clear()
+        if self._repeated:
+            self._repeated.clear()
         last = self._last
         # The common case: the same kinds as the last window, whose snapshots carry over
         # (disabled kinds never are in _last); only the probes that need it are refreshed.
@@ -211,6 +216,35 @@ class Checker:
 
     # -- internals -------------------------------------------------------------------------
 
+    def snapshots(self, kinds: Iterable[str]) -> dict[str, Any]:
+        return self._snapshots(kinds)
+
+    def set_aside(self, before: Mapping[str, Any]) -> None:
+        """Repeated runs judge memory only: what they changed since ``before`` (taken when
+        they began) is judged as the first run left it, so a thread each run starts or an env
+        var each run rewrites counts once (the repeat path only)."""
+        after = self._snapshots(before)
+        for kind in before.keys() & after.keys():
+            if before[kind] == after[kind]:
+                continue
+            probe = self.probes[kind]
+            changed = self._guarded(kind, probe.changed, before[kind], after[kind]) or {}
+            first = self._guarded(kind, probe.items, before[kind]) or {}
+            repeated = self._repeated.setdefault(kind, {})
+            for key in changed:
+                repeated.setdefault(key, first.get(key))
+
+    def _as_first_run(self, kind: str, diff: Diff) -> Diff:
+        repeated = self._repeated[kind]
+        out: Diff = {}
+        for key, (old, new) in diff.items():
+            if key in repeated:
+                new = repeated[key]
+                if new == old:
+                    continue
+            out[key] = (old, new)
+        return out
+
     def _diff(self, kind: str, before: Any, after: Any) -> Diff:
         if before == after:
             return {}
@@ -218,6 +252,8 @@ class Checker:
         diff: Diff | None = self._guarded(kind, probe.changed, before, after)
         if not diff:
             return {}
+        if self._repeated and kind in self._repeated:
+            diff = self._as_first_run(kind, diff)
         owned = [o.items.get(kind, {}) for o in self._owned]
         owned += [items.get(kind, {}) for items in self._released]
         return {

@@ -281,3 +281,51 @@ def test_grows():
     assert memory["peak_growth"] == memory["peak"] - memory["rss_before"]
     assert memory["growth"]["per_run"] >= 2_000_000
     assert memory["growth"]["sites"][0]["line"] == 6
+
+
+def test_repeats_judge_memory_only(run: Run) -> None:
+    result = run(
+        """
+import os
+import sys
+import threading
+import time
+
+STOP = threading.Event()
+
+def test_leaks_a_thread_each_run():
+    threading.Thread(target=STOP.wait, name="kept", daemon=True).start()
+
+def test_sets_env_and_path_each_run():
+    os.environ["REPEATED"] = str(time.monotonic())
+    sys.path.append("/repeated")
+
+def test_thread_finishing_after_each_run():
+    threading.Thread(target=time.sleep, args=(0.2,)).start()
+
+def test_capsys(capsys):
+    print("hello")
+    assert capsys.readouterr().out == "hello\\n"
+
+def test_capfd(capfd):
+    os.write(1, b"hi\\n")
+    assert capfd.readouterr().out == "hi\\n"
+""",
+        "--resource-repeat=3",
+        "--resource-checks=threads,env",
+        "-p",
+        "no:randomly",
+    )
+    result.assert_outcomes(passed=5, warnings=2)
+    out = result.stdout.str().split("= resource leaks =")[1]
+    # Judged once, on the normal run, as it left things.
+    assert out.count("threads: thread 'kept'") == 1
+    assert out.count("+ '/repeated'") == 1
+    assert out.count("os.environ['REPEATED'] added") == 1
+    assert "test_thread_finishing_after_each_run:" not in out
+    result.stdout.fnmatch_lines(
+        [
+            "resources: not repeated for memory growth: test_it.py::test_capsys: uses capsys, *",
+            "resources: not repeated for memory growth: test_it.py::test_capfd: uses capfd, *",
+        ]
+    )

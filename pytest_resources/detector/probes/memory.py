@@ -9,6 +9,8 @@ from __future__ import annotations
 import gc
 import os
 import resource
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -197,8 +199,13 @@ class Growth(NamedTuple):
         }
 
 
-def measure_growth(run: Callable[[], object], runs: int, threshold: int) -> Growth:
+def measure_growth(
+    run: Callable[[], object], runs: int, threshold: int, grace: float = 0.0
+) -> Growth:
     """Call ``run`` ``runs`` times under tracemalloc; the traced bytes retained after each.
+
+    Threads a run started get up to ``grace`` seconds to finish before it is measured (the
+    grace the threads kind gives them): a thread still ending holds its frames and state.
 
     Between runs only the young generations are collected: what a run allocates is young,
     and a full collection of a test process's heap costs milliseconds. Only when every run
@@ -215,7 +222,9 @@ def measure_growth(run: Callable[[], object], runs: int, threshold: int) -> Grow
         base = previous = tracemalloc.get_traced_memory()[0]
         deltas = []
         for _ in range(runs):
+            threads = set(threading.enumerate())
             run()
+            _join_new(threads, grace)
             gc.collect(1)
             current = tracemalloc.get_traced_memory()[0]
             deltas.append(current - previous)
@@ -229,6 +238,14 @@ def measure_growth(run: Callable[[], object], runs: int, threshold: int) -> Grow
         if started:
             tracemalloc.stop()
     return growth
+
+
+def _join_new(before: set[threading.Thread], grace: float) -> None:
+    new = [t for t in threading.enumerate() if t not in before]
+    if new:
+        deadline = time.monotonic() + grace
+        for thread in new:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def top_sites(first: tracemalloc.Snapshot, last: tracemalloc.Snapshot) -> tuple[Site, ...]:
