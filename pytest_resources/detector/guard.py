@@ -36,7 +36,7 @@ def build_probes(settings: Settings, loops: LoopRegistry) -> dict[str, Probe]:
         "tasks": TaskProbe(loops),
         "fds": FdProbe(settings.ignore_fds, unclosed_loops),
         "processes": ProcessProbe(settings.ignore_processes),
-        "env": EnvProbe(settings.ignore_env),
+        "env": EnvProbe(settings.ignore_env, settings.warnings_reset),
     }
 
 

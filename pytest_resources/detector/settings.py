@@ -35,6 +35,8 @@ class Settings(NamedTuple):
     ignore_fds: tuple[str, ...] = ()
     ignore_processes: tuple[str, ...] = ()
     ignore_env: tuple[str, ...] = ()
+    #: pytest's warnings plugin is on: it resets the warnings filters after every test.
+    warnings_reset: bool = False
     #: Files to write at the end of the run (None: not asked for).
     report: Path | None = None
     html: Path | None = None
@@ -141,6 +143,7 @@ def from_config(config: pytest.Config) -> Settings:
             ignore_fds=tuple(config.getini("resource_ignore_fds")),
             ignore_processes=tuple(config.getini("resource_ignore_processes")),
             ignore_env=tuple(config.getini("resource_ignore_env")),
+            warnings_reset=config.pluginmanager.has_plugin("warnings"),
             report=_path_option(config, "resource_report"),
             html=_path_option(config, "resource_html"),
             trace=bool(config.getoption("resource_trace")) or _bool_ini(config, "resource_trace"),

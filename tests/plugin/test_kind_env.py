@@ -6,7 +6,7 @@ from pytester_run import Run, assert_lines
 def test_every_kind_of_global_state_change_is_reported(run: Run) -> None:
     result = run(
         """
-import logging, os, signal, sys, warnings
+import logging, os, signal, sys
 
 def test_environ_added():
     os.environ["LEAKED_ADDED"] = "1"
@@ -26,13 +26,10 @@ def test_signal():
 
 def test_logging_handler():
     logging.getLogger().addHandler(logging.NullHandler())
-
-def test_warnings_filter():
-    warnings.simplefilter("ignore", DeprecationWarning)
 """,
         "--resource-strict",
     )
-    result.assert_outcomes(passed=7, errors=7)
+    result.assert_outcomes(passed=6, errors=6)
     assert_lines(
         result,
         "env: os.environ['LEAKED_ADDED'] added: '1'",
@@ -44,8 +41,6 @@ def test_warnings_filter():
         "env: signal handler for SIGUSR1: SIG_DFL → test_signal.<locals>.<lambda>",
         "env: root logger handlers changed",
         "+ <NullHandler (NOTSET)>",
-        "env: warnings filters changed",
-        "0: ('ignore', None, <class 'DeprecationWarning'>, None, 0)",
     )
 
 

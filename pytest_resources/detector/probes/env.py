@@ -1,5 +1,7 @@
-"""Process-wide state: os.environ, cwd, sys.path, signal handlers, root logger handlers and
-warnings filters. Any change a test does not undo is a leak: added, changed or removed."""
+"""Process-wide state: os.environ, cwd, sys.path, signal handlers, root logger handlers,
+warnings filters, the interpreter-wide settings of interpreter.py and active
+``unittest.mock`` patches. Any change a test does not undo is a leak: added, changed or
+removed; a change back to what the session started with is a repair, not a leak."""
 
 from __future__ import annotations
 
@@ -16,13 +18,23 @@ import warnings
 from collections.abc import Hashable, Iterable
 from typing import Any, NamedTuple
 
+from . import interpreter
 from .base import INFRA_MODULES, Items, Leak, Probe
 
 # pytest rewrites this one in every phase of every test.
 ALWAYS_IGNORED_ENV = ("PYTEST_CURRENT_TEST",)
+# The standard signals only: reading a handler is ~270 instructions (callgrind), and the 31
+# real-time ones, which Python code next to never handles, cost half of this kind's snapshot.
 _SIGNALS = tuple(
-    s for s in signal.valid_signals() if s not in (signal.SIGKILL, getattr(signal, "SIGSTOP", 0))
+    s
+    for s in signal.valid_signals()
+    if s not in (signal.SIGKILL, getattr(signal, "SIGSTOP", 0))
+    and s < getattr(signal, "SIGRTMIN", 1 << 16)
 )
+
+
+# Bound once: a test's mock.patch("os.getcwd") must not change what we read.
+_getcwd = os.getcwd
 
 
 def _signal_name(number: int) -> str:
@@ -45,6 +57,10 @@ class EnvState(NamedTuple):
     signals: tuple[object, ...]
     handlers: tuple[logging.Handler, ...]
     filters: tuple[Any, ...]
+    #: interpreter.NAMES' values.
+    interpreter: tuple[object, ...]
+    #: ``unittest.mock`` patches started and not stopped.
+    patches: tuple[Any, ...]
 
 
 def _environ_data() -> dict[Any, Any]:
@@ -56,17 +72,23 @@ def _environ_data() -> dict[Any, Any]:
 class EnvProbe(Probe):
     kind = "env"
 
-    def __init__(self, ignore_env: Iterable[str] = ()) -> None:
+    def __init__(self, ignore_env: Iterable[str] = (), warnings_reset: bool = False) -> None:
+        """``warnings_reset``: pytest's warnings plugin is on, and puts the warnings filters
+        and ``showwarning`` back after every test, so no change to them outlives a test."""
         self._ignore_env = ALWAYS_IGNORED_ENV + tuple(ignore_env)
         self._encoded_ignores = [os.environ.encodekey(k) for k in ALWAYS_IGNORED_ENV]
+        self._warnings_reset = warnings_reset
+        self._interpreter = interpreter.Interpreter()
         self._previous: EnvState | None = None
+        #: The first snapshot: what a change back to is a repair (see changed).
+        self._start: EnvState | None = None
 
     def snapshot(self) -> EnvState:
         environ = _environ_data()
         for key in self._encoded_ignores:
             environ.pop(key, None)
         try:
-            cwd = os.getcwd()
+            cwd = _getcwd()
         except OSError:  # the directory was removed under us
             cwd = "<deleted>"
         state = (
@@ -75,12 +97,16 @@ class EnvProbe(Probe):
             tuple(sys.path),
             tuple(map(_signal.getsignal, _SIGNALS)),
             tuple(logging.root.handlers),
-            tuple(warnings.filters),
+            () if self._warnings_reset else tuple(warnings.filters),
+            self._interpreter.read(),
+            _active_patches(),
         )
         # Unchanged (most tests): the same object again, so comparing it is an identity check.
         previous = self._previous
         if previous is None or not operator.eq(previous, state):  # eq(): no type narrowing
             self._previous = previous = EnvState._make(state)
+            if self._start is None:
+                self._start = previous
         return previous
 
     def items(self, snap: Any) -> Items:
@@ -94,12 +120,18 @@ class EnvProbe(Probe):
             out[("signal", name)] = handler
         out[("logging.root.handlers",)] = state.handlers
         out[("warnings.filters",)] = state.filters
+        for name, value in zip(interpreter.NAMES, state.interpreter, strict=True):
+            out[("interpreter", name)] = value
+        for patcher in state.patches:
+            out[("mock.patch", id(patcher))] = patcher
         return out
 
     def refresh(self, snap: Any) -> Any:
         # pytest applies each test's filterwarnings marks between tests; nothing else here
         # changes between two windows (pytest-timeout's SIGALRM is ignored in the diff).
         state: EnvState = snap
+        if self._warnings_reset:
+            return state
         filters = tuple(warnings.filters)
         return state if filters == state.filters else state._replace(filters=filters)
 
@@ -128,7 +160,31 @@ class EnvProbe(Probe):
         ):
             if was_value != value:
                 out[key] = (was_value, value)
-        return out
+        if old.interpreter != new.interpreter:
+            for name, was_setting, setting in zip(
+                interpreter.NAMES, old.interpreter, new.interpreter, strict=True
+            ):
+                # A lazily made default is a one-time set-up, not a test's change: left out
+                # here (not in ignored()), so no fixture owns it either.
+                if (
+                    was_setting != setting
+                    and not (self._warnings_reset and name in interpreter.WARNINGS_STATE)
+                    and not interpreter.lazy(name, was_setting, setting)
+                ):
+                    out[("interpreter", name)] = (was_setting, setting)
+        if old.patches != new.patches:
+            out.update(_added(old.patches, new.patches))
+        return self._without_repairs(out)
+
+    def _without_repairs(
+        self, diff: dict[Hashable, tuple[object, object]]
+    ) -> dict[Hashable, tuple[object, object]]:
+        """Drop the changes that bring a value back to what it was at session start: a test
+        that undoes an earlier test's leak did not leak anything."""
+        if not diff or self._start is None:
+            return diff
+        start = self.items(self._start)
+        return {key: pair for key, pair in diff.items() if start.get(key) != pair[1]}
 
     def _environ_items(self, environ: dict[Any, Any]) -> dict[str, str]:
         decoded = {os.environ.decodekey(k): os.environ.decodevalue(v) for k, v in environ.items()}
@@ -177,6 +233,23 @@ class EnvProbe(Probe):
             return Leak(
                 self.kind, "warnings filters changed", _seq_diff(old, new), signature="env:warnings"
             )
+        if what == "interpreter":
+            name = key[1]
+            if name in interpreter.SEQUENCES:
+                return Leak(
+                    self.kind, f"{name} changed", _seq_diff(old, new), signature=f"env:{name}"
+                )
+            change = f"{interpreter.show(name, old)} → {interpreter.show(name, new)}"
+            return Leak(self.kind, f"{name}: {change}", signature=f"env:{name}")
+        if what == "mock.patch":
+            target = _patch_target(new)
+            return Leak(
+                self.kind,
+                f"unittest.mock patch of {target} still active",
+                "started and never stopped: later tests see the mock "
+                "(stop it, or use `with patch(...)`, mocker or monkeypatch)",
+                signature=f"env:mock.patch:{target}",
+            )
         return Leak(self.kind, f"cwd {old!r} → {new!r}", signature="env:cwd")
 
     def cleanup(self, keys: list[Hashable], before: Any) -> None:
@@ -184,7 +257,16 @@ class EnvProbe(Probe):
         for key in keys:
             assert isinstance(key, tuple)
             with contextlib.suppress(Exception):
-                _restore(key, state)
+                if key[0] == "interpreter":
+                    index = interpreter.NAMES.index(key[1])
+                    self._interpreter.restore(key[1], state.interpreter[index])
+                else:
+                    _restore(key, state)
+        # Stopped last started first, as patch.stopall does.
+        for key in reversed(keys):
+            if isinstance(key, tuple) and key[0] == "mock.patch":
+                with contextlib.suppress(Exception):
+                    _patch_of(key[1]).stop()
 
 
 def _restore(key: tuple[Any, ...], state: EnvState) -> None:
@@ -247,3 +329,39 @@ def _minus(items: list[object], other: list[object]) -> list[object]:
         else:
             out.append(item)
     return out
+
+
+def _active_patches() -> tuple[Any, ...]:
+    # A private list (unittest.mock._patch._active_patches, 3.8+; what patch.stopall stops):
+    # every started patch, patch.object, patch.dict and patch.multiple, until stopped.
+    mock = sys.modules.get("unittest.mock")
+    return () if mock is None else tuple(mock._patch._active_patches)
+
+
+def _added(old: tuple[Any, ...], new: tuple[Any, ...]) -> dict[Hashable, tuple[object, object]]:
+    was = {id(p) for p in old}
+    return {("mock.patch", id(p)): (None, p) for p in new if id(p) not in was}
+
+
+def _patch_of(ident: int) -> Any:
+    return next(p for p in _active_patches() if id(p) == ident)
+
+
+def _patch_target(patcher: Any) -> str:
+    """What a patch replaces: ``pkg.mod.fn``, ``Class.attr``, or the patched dict."""
+    if hasattr(patcher, "in_dict"):  # patch.dict
+        in_dict = patcher.in_dict
+        return f"dict {in_dict if isinstance(in_dict, str) else _object_name(in_dict)}"
+    try:
+        owner = _object_name(patcher.getter())
+    except Exception:  # the target went away: name what we can
+        owner = "?"
+    attributes = [patcher.attribute] + [p.attribute for p in patcher.additional_patchers]
+    return ", ".join(f"{owner}.{attribute}" for attribute in attributes)
+
+
+def _object_name(obj: object) -> str:
+    if isinstance(obj, type):
+        return f"{obj.__module__}.{obj.__qualname__}"
+    name = getattr(obj, "__name__", None)
+    return name if isinstance(name, str) else repr(obj)
