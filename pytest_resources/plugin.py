@@ -12,11 +12,12 @@ from .brokers import options as broker_options
 from .detector import settings
 from .detector.guard import Guard
 from .detector.lingering import lingering_threads, write_lingering
+from .detector.leakers import Leakers
 from .detector.markers import marker_names
 from .detector.probes.base import KINDS
 from .detector.repeat import GROWTH_KEY, RepeatPlugin, wants_repeat
 from .detector.report import (
-    TRACE_HINT,
+    NEXT_RUN_HINT,
     Summary,
     View,
     deliver,
@@ -190,7 +191,14 @@ class ResourcesPlugin:
 
             self.reporting = Reporting.create(config, self.settings)
         known = self.reporting.known if self.reporting is not None else None
-        self.guard = Guard(self.settings, known) if self.settings.enabled else None
+        self.leakers = _leakers(config, self.settings, self.summary)
+        #: Tests that leaked in the last run: traced in this one (an empty set: none).
+        self._traced: set[pytest.Item] = self.leakers.items if self.leakers else set()
+        self.guard = (
+            Guard(self.settings, known, trace_some=bool(self.leakers and self.leakers.remembered))
+            if self.settings.enabled
+            else None
+        )
         self._warned: set[str] = set()
         #: Whether any test's body is repeated for memory growth (see repeat.py).
         self._repeating = False
@@ -218,7 +226,10 @@ class ResourcesPlugin:
         if self.guard is None:
             return "resources: checks off (--no-resource-checks)"
         mode = "strict (leaks fail)" if s.strict else "warn"
-        return f"resources: checking {', '.join(s.checks)}; mode: {mode}; grace: {s.grace}s"
+        line = f"resources: checking {', '.join(s.checks)}; mode: {mode}; grace: {s.grace}s"
+        if self.leakers is not None and self.leakers.remembered:
+            line += f"; tracing the {len(self.leakers.remembered)} test(s) that leaked last run"
+        return line
 
     def pytest_sessionstart(self) -> None:
         if self.guard is not None:
@@ -247,6 +258,8 @@ class ResourcesPlugin:
             pytest.fail(error, pytrace=False)
         item.stash[settings.SETTINGS_KEY] = test
         item.stash[FAILURES_KEY] = item.session.testsfailed
+        if self._traced and item in self._traced:
+            self.guard.trace_window()
         self.guard.open(test.checks, test.measures_memory)
         if self.reporting is not None:
             self.reporting.open()
@@ -293,7 +306,9 @@ class ResourcesPlugin:
         )
         if judgement.failing or judgement.stale or judgement.fixed:
             if test.strict:
-                hint = TRACE_HINT if untraced(judgement.failing) else ""
+                hint = self.summary.hint if untraced(judgement.failing) else ""
+                if self._traced and item in self._traced:
+                    hint = ""  # traced, and still nowhere to point at
                 text = message(judgement, test.allow_reason, View.of(item.config), hint)
                 item.stash[HEADLINE_KEY] = headline(judgement, test.allow_reason)
             else:
@@ -337,3 +352,16 @@ class ResourcesPlugin:
             write_lingering(terminalreporter, threads, self.guard.leaked_threads)
         if self.reporting is not None:
             self.reporting.summary(terminalreporter)
+
+
+def _leakers(config: pytest.Config, s: settings.Settings, summary: Summary) -> Leakers | None:
+    """The tests to trace because they leaked last time; None when tracing covers every
+    test anyway, the ini key turns it off, or pytest's cache is off (``-p no:cacheprovider``)."""
+    cache = getattr(config, "cache", None)
+    if not s.enabled or s.trace or not s.trace_leakers or cache is None:
+        return None
+    leakers = Leakers(cache, summary, controller=not hasattr(config, "workerinput"))
+    config.pluginmanager.register(leakers, "resources-leakers")
+    summary.hint = NEXT_RUN_HINT
+    summary.traced = leakers.collected
+    return leakers

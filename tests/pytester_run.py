@@ -13,14 +13,18 @@ class Run:
     def __init__(self, pytester: pytest.Pytester) -> None:
         self.pytester = pytester
 
-    def __call__(self, source: str, *args: str, ini: str = "") -> pytest.RunResult:
+    def __call__(
+        self, source: str, *args: str, ini: str = "", cache: bool = False
+    ) -> pytest.RunResult:
+        """``cache``: keep pytest's cache on, for what it remembers between runs."""
         self.pytester.makepyfile(test_it=source)
         self.pytester.makeini(
             "[pytest]\n"
             "asyncio_default_fixture_loop_scope = function\n"
             "asyncio_default_test_loop_scope = function\n" + ini
         )
-        return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+        off = () if cache else ("-p", "no:cacheprovider")
+        return self.pytester.runpytest_subprocess(*off, *args)
 
 
 def assert_lines(result: pytest.RunResult, *expected: str) -> None:

@@ -43,12 +43,17 @@ def build_probes(settings: Settings, loops: LoopRegistry) -> dict[str, Probe]:
 class Guard:
     """One per session. Opens a window per test and closes it into a list of leaks."""
 
-    def __init__(self, settings: Settings, known: KnownLeaks | None = None) -> None:
+    def __init__(
+        self, settings: Settings, known: KnownLeaks | None = None, trace_some: bool = False
+    ) -> None:
         self.settings = settings
         self.loops = LoopRegistry()
-        #: Creation sites (``--resource-trace``); imported only by runs that trace.
+        #: Creation sites (``--resource-trace``, or ``trace_some``: only the windows that
+        #: ``trace_window`` asks for); imported only by runs that trace.
         self.tracer: Tracer | None = None
-        if settings.trace:
+        #: Is the tracer on for the open window only?
+        self._window_traced = False
+        if settings.trace or trace_some:
             from .trace import Tracer
 
             self.tracer = Tracer()
@@ -84,7 +89,7 @@ class Guard:
     def start(self) -> None:
         self.capture.start()
         self.runners.install()
-        if self.tracer is not None:
+        if self.tracer is not None and self.settings.trace:
             self.tracer.start()
         if self.settings.per_test.measures_memory:
             # Made before the first test: the files it keeps open belong to the session.
@@ -93,7 +98,7 @@ class Guard:
     def stop(self) -> None:
         self.runners.uninstall()
         self.capture.stop()
-        if self.tracer is not None:
+        if self.tracer is not None and self.tracer.active:
             self.tracer.stop()
         self.checker.close()
         if self._meter is not None:
@@ -122,6 +127,13 @@ class Guard:
         self._measuring = memory
         if memory:
             self._memory_meter().begin()
+
+    def trace_window(self) -> None:
+        """Trace the next window (from before its ``open`` to the end of its ``close``)."""
+        assert self.tracer is not None
+        if not self.tracer.active:
+            self.tracer.start()
+            self._window_traced = True
 
     def _probe_kinds(self, kinds: tuple[str, ...]) -> tuple[str, ...]:
         """``kinds`` without memory, which the meter measures, not a probe (memoized: the
@@ -160,6 +172,9 @@ class Guard:
         finally:
             self.window = None
             self.capture.close_window()
+            if self._window_traced and self.tracer is not None:
+                self._window_traced = False
+                self.tracer.stop()
             if self.capture.surfaced is not None:  # only after a gc pass of ours
                 self.surfaced += self.capture.kept()
         # Positional: this call is on every test's path.

@@ -8,7 +8,7 @@ naming it. (A strict test that failed before also carries its leaks as context.)
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any, NamedTuple
 
 import pytest
@@ -73,13 +73,22 @@ def _name(leak: Leak) -> str:
     return f"{name} (owned by {leak.owner})" if leak.owner else name
 
 
+def traceable(leak: Leak) -> bool:
+    """Can tracing tell where ``leak`` was created?"""
+    return leak.signature.startswith(_TRACEABLE)
+
+
 def untraced(leaks: Iterable[Leak]) -> bool:
     """Would tracing have told where one of ``leaks`` was created?"""
-    return any(leak.signature.startswith(_TRACEABLE) and not leak.created for leak in leaks)
+    return any(traceable(leak) and not leak.created for leak in leaks)
 
 
-#: Said once where leaks are listed that tracing would have placed.
+#: Said once where leaks are listed that tracing would have placed: how to see where.
 TRACE_HINT = "created at: not recorded; run again with --resource-trace to see where"
+NEXT_RUN_HINT = (
+    "created at: not recorded; the next run traces the tests that leaked and shows where "
+    "(resource_trace_leakers)"
+)
 
 
 def message(judgement: Judgement, reason: str = "", view: View = PLAIN, hint: str = "") -> str:
@@ -175,6 +184,9 @@ class Summary:
         self.tests: dict[str, list[Judgement]] = {}
         #: Tests whose strict leak error (a failed teardown report) listed their leaks.
         self.in_error: set[str] = set()
+        #: How to see where untraced leaks were created, and the tests traced in this run.
+        self.hint = TRACE_HINT
+        self.traced: Collection[str] = ()
         self.outside: list[Leak] = []
         self.problems: list[str] = []
 
@@ -202,7 +214,8 @@ class Summary:
             ]
             if not lines:
                 continue
-            hint = hint or (listed and any(untraced(j.failing) for j in judgements))
+            if listed and nodeid not in self.traced:
+                hint = hint or any(untraced(j.failing) for j in judgements)
             terminal.write_line(f"{nodeid}:")
             for line in lines:
                 terminal.write_line("  " + line.replace("\n", "\n  "))
@@ -210,7 +223,7 @@ class Summary:
             terminal.write_line("outside any test (session teardown):")
             terminal.write_line(leak_lines(self.outside, view))
         if hint:
-            terminal.write_line(TRACE_HINT)
+            terminal.write_line(self.hint)
         leaking = sum(
             1
             for judgements in self.tests.values()

@@ -41,6 +41,8 @@ class Settings(NamedTuple):
     report: Path | None = None
     html: Path | None = None
     trace: bool = False
+    #: Trace the tests that leaked in the last run (remembered in pytest's cache).
+    trace_leakers: bool = True
     baseline: Path | None = None
     baseline_update: bool = False
 
@@ -147,6 +149,7 @@ def from_config(config: pytest.Config) -> Settings:
             report=_path_option(config, "resource_report"),
             html=_path_option(config, "resource_html"),
             trace=bool(config.getoption("resource_trace")) or _bool_ini(config, "resource_trace"),
+            trace_leakers=_bool_ini(config, "resource_trace_leakers"),
             baseline=_baseline_path(config),
             baseline_update=bool(config.getoption("resource_baseline_update")),
         )

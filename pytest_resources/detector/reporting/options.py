@@ -42,4 +42,9 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("resource_report", "path of the JSON leak report", default="")
     parser.addini("resource_html", "path of the HTML leak report", default="")
     parser.addini("resource_trace", "record creation sites (true/false)", default="false")
+    parser.addini(
+        "resource_trace_leakers",
+        "trace the tests that leaked in the last run, from pytest's cache (true/false)",
+        default="true",
+    )
     parser.addini("resource_baseline", "path of the known-leaks baseline file", default="")
