@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from . import slow
 from .brokers import options as broker_options
 from .detector import settings
 from .detector.guard import Guard
 from .detector.lingering import lingering_threads, write_lingering
 from .detector.leakers import Leakers
-from .detector.markers import marker_names
 from .detector.probes.base import KINDS
 from .detector.repeat import GROWTH_KEY, RepeatPlugin, wants_repeat
 from .detector.report import (
@@ -45,7 +45,6 @@ from .xdist_roles import is_xdist_controller
 if TYPE_CHECKING:
     from .detector.reporting.session import Reporting
 
-RUN_SLOW = "--run-slow"
 #: The modules of ``pytest_resources.fixtures``, each registered as a plugin (listed rather
 #: than discovered: scanning the package costs every run; a test checks the list).
 FIXTURE_MODULES = (
@@ -65,7 +64,7 @@ MARKERS = (
     "kinds are " + ", ".join(KINDS),
     "allow_leaks(*kinds, reason=...): a known leak of these kinds (all when none are named); "
     "in strict mode the test fails once the leak is gone",
-    "slow: a long-running test, skipped unless --run-slow (or ini resource_run_slow) is given",
+    slow.MARKER,
 )
 
 
@@ -76,6 +75,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=None,
         help="a leak makes the test error in teardown (ini: resource_strict)",
+    )
+    group.addoption(
+        "--no-resource-strict",
+        action="store_false",
+        dest="resource_strict",
+        default=None,
+        help="warn about leaks, whatever ini resource_strict says",
     )
     group.addoption(
         "--resource-checks",
@@ -116,7 +122,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="",
     )
     parser.addini("resource_grace", "seconds to wait before a diff is a leak", default="")
-    parser.addini("resource_run_slow", "run tests marked slow", type="bool", default=False)
+    slow.add_ini(parser)
     for kind, what in (
         ("threads", "thread-name patterns"),
         ("fds", "fd target patterns (paths, socket:*, pipe:*)"),
@@ -136,18 +142,7 @@ def pytest_load_initial_conftests(
 ) -> Generator[None]:
     yield
     # Added only now, after the root conftest: a suite with its own --run-slow keeps it.
-    if not _option_taken(parser, RUN_SLOW):
-        parser.getgroup("resources").addoption(
-            RUN_SLOW,
-            action="store_true",
-            default=False,
-            help="run tests marked slow (ini: resource_run_slow)",
-        )
-
-
-def _option_taken(parser: pytest.Parser, name: str) -> bool:
-    groups = [parser._anonymous, *parser._groups]
-    return any(name in option.names() for group in groups for option in group.options)
+    slow.add_option(early_config, parser)
 
 
 #: pytest's failure count when a test's setup began: a test whose setup or call failed keeps
@@ -158,23 +153,13 @@ FAILURES_KEY = pytest.StashKey[int]()
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    slow.configure(config)
     plugin = ResourcesPlugin(config)
     config.stash[settings.SESSION_KEY] = plugin.settings
     config.pluginmanager.register(plugin, "resources-guard")
     for name in FIXTURE_MODULES:
         module = importlib.import_module(f"{__package__}.fixtures.{name}")
         config.pluginmanager.register(module, f"resources-fixtures-{name}")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("run_slow", None) is None:
-        return  # --run-slow belongs to the suite's own conftest, which decides
-    if config.getoption("run_slow") or config.getini("resource_run_slow"):
-        return
-    skip = pytest.mark.skip(reason="slow test: pass --run-slow to run it")
-    for item in items:
-        if "slow" in marker_names(item):
-            item.add_marker(skip)
 
 
 class ResourcesPlugin:

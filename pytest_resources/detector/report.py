@@ -224,16 +224,28 @@ class Summary:
             terminal.write_line(leak_lines(self.outside, view))
         if hint:
             terminal.write_line(self.hint)
-        leaking = sum(
-            1
-            for judgements in self.tests.values()
+        leaking_ids = [
+            nodeid
+            for nodeid, judgements in self.tests.items()
             if any(j.failing or j.stale or j.fixed for j in judgements)
-        )
+        ]
+        leaking = len(leaking_ids)
         allowed = len(self.tests) - leaking
-        mode = "strict: these tests error" if strict else "warn mode: outcomes unchanged"
+        errored = sum(1 for nodeid in leaking_ids if nodeid in self.in_error)
+        mode = _outcomes(errored, leaking, strict)
         if self.in_error:
             mode += "; their leaks are listed with their errors above"
         line = f"{leaking} test(s) leaked resources ({mode})"
         if allowed:
             line += f"; {allowed} test(s) leaked only what allow_leaks or the baseline expects"
         terminal.write_line(line, bold=True)
+
+
+def _outcomes(errored: int, leaking: int, strict: bool) -> str:
+    """What the leaks did to the tests' outcomes: a test's own ``resources(strict=...)``
+    can differ from the session's mode."""
+    if errored and errored == leaking:
+        return "strict: these tests error"
+    if errored == 0:
+        return "outcomes unchanged" if strict else "warn mode: outcomes unchanged"
+    return f"{errored} errored in teardown (strict), {leaking - errored} kept their outcome"

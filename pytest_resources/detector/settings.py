@@ -85,10 +85,18 @@ def settings_of(item: pytest.Item) -> TestSettings | None:
     return item.stash.get(SETTINGS_KEY, None)
 
 
-def parse_kinds(value: str | Iterable[str], name: str) -> tuple[str, ...]:
+def parse_kinds(
+    value: str | Iterable[str], name: str, *, empty_ok: bool = False
+) -> tuple[str, ...]:
     parts = value.replace(",", " ").split() if isinstance(value, str) else list(value)
     if any(p == "all" for p in parts):
         return KINDS
+    if not parts and not empty_ok:
+        # An empty list would check nothing without saying so.
+        raise ValueError(
+            f"{name}: no kind given (choose from {', '.join(KINDS)} or 'all'; "
+            "--no-resource-checks turns checking off)"
+        )
     unknown = [p for p in parts if p not in KINDS]
     if unknown:
         raise ValueError(
@@ -124,10 +132,10 @@ def from_config(config: pytest.Config) -> Settings:
     try:
         checks_cli = config.getoption("resource_checks")
         grace_cli = config.getoption("resource_grace")
+        strict_cli = config.getoption("resource_strict")  # None unless --[no-]resource-strict
         return Settings(
             enabled=not config.getoption("no_resource_checks"),
-            strict=bool(config.getoption("resource_strict"))
-            or _bool_ini(config, "resource_strict"),
+            strict=strict_cli if strict_cli is not None else _bool_ini(config, "resource_strict"),
             checks=parse_kinds(checks_cli, "--resource-checks")
             if checks_cli is not None
             else parse_kinds(config.getini("resource_checks") or DEFAULT_KINDS, "resource_checks"),
@@ -249,7 +257,7 @@ def _apply_resources(
     if "checks" in kwargs:
         checks = parse_kinds(kwargs["checks"], "resources(checks=...)")
     if "skip" in kwargs:
-        skipped = parse_kinds(kwargs["skip"], "resources(skip=...)")
+        skipped = parse_kinds(kwargs["skip"], "resources(skip=...)", empty_ok=True)
         checks = tuple(k for k in checks if k not in skipped)
     grace = result.grace
     if "grace" in kwargs:

@@ -65,6 +65,41 @@ def test_strict_mode_from_ini(run: Run) -> None:
     result.assert_outcomes(passed=1, errors=1)
 
 
+MIXED = """
+import os
+import pytest
+
+@pytest.mark.resources(strict=True)
+def test_strict_leak():
+    os.environ["LEAKED_STRICT"] = "1"
+
+def test_warned_leak():
+    os.environ["LEAKED_WARNED"] = "1"
+"""
+
+
+def test_summary_line_counts_what_each_test_s_own_mode_did(run: Run) -> None:
+    result = run(MIXED)
+    result.assert_outcomes(passed=2, errors=1, warnings=1)
+    result.stdout.fnmatch_lines(
+        ["2 test(s) leaked resources (1 errored in teardown (strict), 1 kept their outcome)"]
+    )
+    only_strict = run(MIXED, "-k", "strict")
+    only_strict.assert_outcomes(passed=1, errors=1, deselected=1)
+    only_strict.stdout.fnmatch_lines(["1 test(s) leaked resources (strict: these tests error)"])
+    assert "outcomes unchanged" not in only_strict.stdout.str()
+
+
+def test_no_resource_strict_beats_the_ini(run: Run) -> None:
+    result = run(LEAKY, "--no-resource-strict", ini="resource_strict = true\n")
+    result.assert_outcomes(passed=1, warnings=1)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["resources: checking *; mode: warn; *"])
+    # The last of the pair wins, as with any flag and its negation.
+    last = run(LEAKY, "--no-resource-strict", "--resource-strict")
+    last.assert_outcomes(passed=1, errors=1)
+
+
 def test_failed_test_keeps_its_own_failure_with_leaks_as_context(run: Run) -> None:
     result = run(
         """
@@ -248,6 +283,10 @@ def test_no_longer_leaks():
         ([], "resource_checks = memroy\n", "resource_checks: unknown kind 'memroy'"),
         ([], "resource_grace = nan\n", "resource_grace: expected seconds >= 0, got 'nan'"),
         ([], "resource_strict = maybe\n", "resource_strict: expected true or false"),
+        (["--resource-checks="], "", "--resource-checks: no kind given"),
+        (["--resource-checks=,"], "", "--resource-checks: no kind given"),
+        ([], "resource_checks = ,\n", "resource_checks: no kind given"),
+        ([], "resource_slow = sometimes\n", "resource_slow: expected run or skip"),
     ],
 )
 def test_bad_options_fail_fast_with_one_line(
@@ -255,7 +294,8 @@ def test_bad_options_fail_fast_with_one_line(
 ) -> None:
     result = run("def test_x(): pass\n", *args, ini=ini)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: {error}*"])
+    [line] = [line for line in result.errlines if line.strip()]  # one line, nothing else
+    assert line.startswith(f"ERROR: {error}"), line
 
 
 @pytest.mark.parametrize(
@@ -265,6 +305,7 @@ def test_bad_options_fail_fast_with_one_line(
         ("resources(grace='x')", "resources(grace=...): expected seconds as a number"),
         ("resources('threads')", "resources: keyword arguments only"),
         ("allow_leaks('thread')", "allow_leaks: unknown kind 'thread'"),
+        ("resources(checks='')", "resources(checks=...): no kind given"),
     ],
 )
 def test_bad_markers_error_that_test_only(run: Run, marker: str, error: str) -> None:
@@ -303,40 +344,3 @@ def test_help_lists_options(run: Run) -> None:
             "*--run-slow*",
         ]
     )
-
-
-SLOW = """
-import pytest
-
-@pytest.mark.slow
-def test_slow():
-    pass
-
-def test_fast():
-    pass
-"""
-
-
-def test_slow_tests_are_skipped_unless_run_slow(run: Run) -> None:
-    run(SLOW).assert_outcomes(passed=1, skipped=1)
-    run(SLOW, "--run-slow").assert_outcomes(passed=2)
-    run(SLOW, ini="resource_run_slow = true\n").assert_outcomes(passed=2)
-
-
-def test_suite_with_its_own_run_slow_option_keeps_working(run: Run) -> None:
-    run.pytester.makeconftest(
-        """
-import pytest
-
-def pytest_addoption(parser):
-    parser.addoption("--run-slow", action="store_true", default=False, dest="mine")
-
-def pytest_collection_modifyitems(config, items):
-    if not config.getoption("mine"):
-        for item in items:
-            if "slow" in item.keywords:
-                item.add_marker(pytest.mark.skip(reason="own skip"))
-"""
-    )
-    run(SLOW).assert_outcomes(passed=1, skipped=1)
-    run(SLOW, "--run-slow").assert_outcomes(passed=2)
