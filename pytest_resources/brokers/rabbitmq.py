@@ -36,6 +36,7 @@ class RabbitMQ:
     name = "rabbitmq"
     ports = 3  # AMQP, Erlang distribution, epmd
     default_image = "rabbitmq:4"
+    provide = "apt-get install rabbitmq-server (PyPI has no RabbitMQ server)"
 
     def parse_url(self, url: str) -> str:
         parts = urlsplit(url)

