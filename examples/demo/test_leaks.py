@@ -1,16 +1,19 @@
 """A small suite with one real leak of every kind, next to the clean way to write each test.
 
-Run it with ``python examples/run_demo.py`` (or ``tox -e demo``) to see the reports.
+Run it with ``tox -e demo`` (or ``python examples/run_demo.py``) to see the reports.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,6 +60,37 @@ def test_env_leak() -> None:
 
 def test_env_restored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEMO_SETTING", "on")
+
+
+def test_cwd_leak(tmp_path: Path) -> None:
+    os.chdir(tmp_path)
+
+
+def test_cwd_restored(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def test_sys_path_leak() -> None:
+    sys.path.append("/opt/demo-plugins")
+
+
+def test_signal_handler_leak() -> None:
+    signal.signal(signal.SIGUSR1, lambda signum, frame: None)
+
+
+def test_logging_handler_leak() -> None:
+    logging.getLogger().addHandler(logging.StreamHandler())
+
+
+def test_warnings_filter_changed() -> None:
+    # pytest's warnings plugin puts the filters back after each test, so this persists only
+    # under -p no:warnings: the demo runs it there.
+    warnings.filterwarnings("ignore", message="demo:", category=UserWarning)
+
+
+def test_warnings_filter_scoped() -> None:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="demo:", category=UserWarning)
 
 
 @pytest.mark.asyncio

@@ -244,7 +244,7 @@ class Summary:
 def _outcomes(errored: int, leaking: int, strict: bool) -> str:
     """What the leaks did to the tests' outcomes: a test's own ``resources(strict=...)``
     can differ from the session's mode."""
-    if errored and errored == leaking:
+    if errored == leaking and (errored or strict):
         return "strict: these tests error"
     if errored == 0:
         return "outcomes unchanged" if strict else "warn mode: outcomes unchanged"
