@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 DEMO = Path(__file__).parent / "demo"
-SOURCE_TREE = Path(__file__).parents[1]
 #: Every run: no cache directory in the copy, and the file order (pytest-randomly, if
 #: installed, would shuffle it) so the output reads the same each time.
 COMMON = ("-p", "no:cacheprovider", "-p", "no:randomly")
@@ -69,14 +68,17 @@ STEPS = (
 
 def installed_plugin() -> str:
     """Which pytest-resource-guard runs the demo, and from where."""
-    from importlib.metadata import version
+    import json
+    from importlib.metadata import distribution
 
     import pytest_resources
 
+    dist = distribution("pytest-resource-guard")
     where = Path(pytest_resources.__file__).parent
-    text = f"pytest-resource-guard {version('pytest-resource-guard')} from {where}"
-    if where.is_relative_to(SOURCE_TREE):
-        text += " (an editable install of this checkout; tox -e demo installs the wheel)"
+    text = f"pytest-resource-guard {dist.version} from {where}"
+    origin = json.loads(dist.read_text("direct_url.json") or "{}")
+    if origin.get("dir_info", {}).get("editable"):
+        text += " (an editable install; tox -e demo installs the wheel)"
     return text
 
 
