@@ -13,13 +13,13 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import kafka, rabbitmq, redis
 from .base import Kind, Unavailable
+from .kinds import KIND_SPECS
 
 if TYPE_CHECKING:
     from .settings import BrokerSettings
 
-KINDS: tuple[Kind, ...] = (redis.KIND, rabbitmq.KIND, kafka.KIND)
+KINDS = tuple(KIND_SPECS.values())
 #: The user property a test gets when fakeredis served the Redis it uses.
 FAKE_PROPERTY = "resource_broker_fake"
 #: How a broker-less skip reads (from NoBroker and the requires_broker marker).
