@@ -1,8 +1,9 @@
 """What this machine can start, found without starting anything, and what a run went without.
 
-The header says which brokers a session could really start (a container only with
-testcontainers installed, a local binary only when one is found); the closing lines say, per
-broker a run lacked, how many tests were skipped or ran on fakeredis and what provides it.
+After collection, a run that needs a broker says which brokers it could really start (a
+container only with testcontainers installed, a local binary only when one is found); the
+closing lines say, per broker a run lacked, how many tests were skipped or ran on fakeredis
+and what provides it.
 """
 
 from __future__ import annotations
@@ -37,37 +38,34 @@ def _binary(kind: Kind) -> str | None:
         return None
 
 
-def header(settings: BrokerSettings) -> str:
-    """``resources: brokers MODE; can start …; nothing for …``: only what can really start."""
-    line = f"resources: brokers {settings.mode}"
-    urls = {kind: src.origin for kind, src in settings.urls.items()}
-    if settings.mode == "off":
-        line += "; starts nothing"
-    else:
-        containers = "container" in settings.providers and _installed("testcontainers")
-        can, cannot = [], []
-        for kind in KINDS:
-            if kind.name in urls:
-                continue
-            links = []
-            if "process" in settings.providers and (found := _binary(kind)):
-                links.append(os.path.basename(found))
-            fake = kind.name == "redis" and settings.mode == "auto"
-            if "fake" in settings.providers and fake and _installed("fakeredis"):
-                links.append("fakeredis")
-            if links:
-                can.append(f"{kind.name} ({', '.join(links)})")
-            elif not containers:
-                cannot.append(kind.name)
-        if containers:
-            can.append("containers if Docker answers")
-        if can:
-            line += "; can start " + ", ".join(can)
-        if cannot:
-            line += f"; nothing for {', '.join(cannot)}"
-            if "container" in settings.providers:
-                line += " (testcontainers is not installed)"
-    return line + "".join(f"; {kind} from {origin}" for kind, origin in urls.items())
+def can_start(settings: BrokerSettings) -> str:
+    """``resources: can start …; nothing for …``: only what can really start (read after
+    collection, and only in a run that needs a broker: importing the kinds costs ~30 M
+    instructions a pytest start-up would otherwise pay)."""
+    containers = "container" in settings.providers and _installed("testcontainers")
+    can, cannot = [], []
+    for kind in KINDS:
+        if kind.name in settings.urls:
+            continue
+        links = []
+        if "process" in settings.providers and (found := _binary(kind)):
+            links.append(os.path.basename(found))
+        fake = kind.name == "redis" and settings.mode == "auto"
+        if "fake" in settings.providers and fake and _installed("fakeredis"):
+            links.append("fakeredis")
+        if links:
+            can.append(f"{kind.name} ({', '.join(links)})")
+        elif not containers:
+            cannot.append(kind.name)
+    if containers:
+        can.append("containers if Docker answers")
+    parts = []
+    if can:
+        parts.append("can start " + ", ".join(can))
+    if cannot:
+        why = " (testcontainers is not installed)" if "container" in settings.providers else ""
+        parts.append(f"nothing for {', '.join(cannot)}{why}")
+    return "resources: " + "; ".join(parts or ["nothing to start"])
 
 
 def went_without(reports: Iterable[Any], settings: BrokerSettings) -> list[str]:

