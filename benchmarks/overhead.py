@@ -8,6 +8,7 @@ after round, then prints each variant's median and its ratio to the baseline.
     python benchmarks/overhead.py --mode memory   # default checks + the memory kind
     python benchmarks/overhead.py --mode repeat   # --resource-repeat=3 vs pytest-memray (200 tests)
     python benchmarks/overhead.py --mode threads  # threads only vs pytest-threadleak
+    python benchmarks/overhead.py --mode held     # per-test cost while the session holds things
     python benchmarks/overhead.py --instructions  # user-space instructions under valgrind
 
 CPU time on a shared machine moves by several percent from one run to the next; instruction
@@ -33,6 +34,9 @@ BARE = "bare pytest (-p no:resources)"
 # compiling the plugin's modules again, which is start-up cost, not per-test cost.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
+HELD = "--held"  # the generated conftest's option: the session fixtures hold their resources
+BARE_HELD = "bare pytest, session holding resources"
+HELD_DEFAULT = "default checks, session holding resources"
 MEMRAY = "pytest-memray (--memray)"
 THREADLEAK = "pytest-threadleak (--threadleak)"
 
@@ -81,24 +85,95 @@ MODES: dict[str, tuple[int, dict[str, list[str]], str, float, str]] = {
         0.0,
         THREADLEAK,
     ),
+    # A clean test's cost must not grow with what the session holds: the per-test extra with
+    # the held resources against the same suite holding nothing (see HELD_CONFTEST).
+    "held": (
+        400,
+        {
+            BARE: ["-p", "no:resources"],
+            "default checks": [],
+            BARE_HELD: ["-p", "no:resources", HELD],
+            HELD_DEFAULT: [HELD],
+        },
+        HELD_DEFAULT,
+        1.10,
+        "",
+    ),
 }
 
+# What a real session holds (connection pools, servers, worker threads), scaled up: with
+# --held a session-scoped autouse fixture keeps 250 pipes (500 fds), 50 idle threads and
+# 20 sleeping children, and the session-scoped loop every async test shares keeps 1000
+# pending tasks. Without --held the same suite (same loop scope) holds nothing.
+HELD_CONFTEST = """\
+import asyncio
+import os
+import subprocess
+import threading
 
-def generate(root: Path, tests: int) -> None:
+import pytest
+import pytest_asyncio
+
+
+def pytest_addoption(parser):
+    parser.addoption("--held", action="store_true")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def held(request):
+    if not request.config.getoption("held"):
+        yield
+        return
+    pipes = [os.pipe() for _ in range(250)]
+    stop = threading.Event()
+    threads = [threading.Thread(target=stop.wait, name=f"idle-{n}") for n in range(50)]
+    for thread in threads:
+        thread.start()
+    children = [subprocess.Popen(["sleep", "3600"]) for _ in range(20)]
+    yield
+    for child in children:
+        child.kill()
+        child.wait()
+    stop.set()
+    for thread in threads:
+        thread.join()
+    for pipe in pipes:
+        os.close(pipe[0])
+        os.close(pipe[1])
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session", autouse=True)
+async def held_tasks(request):
+    if not request.config.getoption("held"):
+        yield
+        return
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(stop.wait()) for _ in range(1000)]
+    yield
+    stop.set()
+    await asyncio.gather(*tasks)
+"""
+
+
+def generate(root: Path, tests: int, held: bool = False) -> None:
     per_file = 100
+    mark = '@pytest.mark.asyncio(loop_scope="session")' if held else "@pytest.mark.asyncio"
     for index in range(0, tests, per_file):
         lines = ["import asyncio", "import pytest", ""]
         for n in range(index, min(index + per_file, tests)):
             if n % 4 == 3:
-                lines += ["@pytest.mark.asyncio", f"async def test_{n}():"]
+                lines += [mark, f"async def test_{n}():"]
                 lines += ["    await asyncio.sleep(0)"]
             else:
                 lines += [f"def test_{n}():", f"    assert {n} + 1 == {n + 1}"]
             lines.append("")
         (root / f"test_gen_{index // per_file:03}.py").write_text("\n".join(lines))
+    scope = "session" if held else "function"
     (root / "pytest.ini").write_text(
-        "[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = function\n"
+        f"[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = {scope}\n"
     )
+    if held:
+        (root / "conftest.py").write_text(HELD_CONFTEST)
 
 
 def command(args: list[str]) -> list[str]:
@@ -144,7 +219,7 @@ def measure(
     run = counted if instructions else timed
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        generate(root, tests)
+        generate(root, tests, held=any(HELD in args for args in variants.values()))
         values: dict[str, list[float]] = {name: [] for name in variants}
         for args in variants.values():  # warm the file system and bytecode caches
             timed(root, args)
@@ -182,11 +257,20 @@ def main() -> None:
         print(f"{tests} generated tests, median CPU time of {options.rounds} alternating rounds")
         unit, scale, per = "s", 1.0, "us/test"
     for name, value in medians.items():
-        print(f"{name:34} {value * scale:7.3f} {unit}  {value / base:.3f}x bare")
+        print(f"{name:44} {value * scale:7.3f} {unit}  {value / base:.3f}x bare")
     ratio = medians[judged] / base
     extra = medians[judged] - base
     per_test = extra / tests * (1e-3 if options.instructions else 1e6)
-    if target:
+    if options.mode == "held":
+        empty = (medians["default checks"] - base) / tests * (1e-3 if options.instructions else 1e6)
+        held = (medians[HELD_DEFAULT] - medians[BARE_HELD]) / tests
+        held *= 1e-3 if options.instructions else 1e6
+        verdict = "within" if held <= empty * target else "ABOVE"
+        print(
+            f"extra per test: {empty:+.1f} {per} holding nothing, {held:+.1f} {per} holding "
+            f"resources: {held / empty:.2f}x, {verdict} the {target}x target"
+        )
+    elif target:
         verdict = "within" if ratio <= target else "ABOVE"
         print(f"{judged}: {ratio:.3f}x ({per_test:+.1f} {per}), {verdict} the {target}x target")
     if reference:
