@@ -194,6 +194,7 @@ class Checker:
                 diff = self._guarded(kind, self.probes[kind].changed, before[kind], after[kind])
                 if diff:
                     items[kind] = {key: new for key, (_old, new) in diff.items()}
+                    self._guarded(kind, self.probes[kind].owned, list(diff))
         if items:
             self._owned.append(Owned(owner, items))
 
@@ -202,6 +203,9 @@ class Checker:
         mine = [o for o in self._owned if o.owner == owner]
         self._owned = [o for o in self._owned if o.owner != owner]
         self._released.extend(o.items for o in mine)
+        for owned in mine:
+            for kind, items in owned.items.items():
+                self._guarded(kind, self.probes[kind].released, list(items))
         leaks: list[Leak] = []
         for owned in mine:
             for kind, items in owned.items.items():
@@ -276,17 +280,24 @@ class Checker:
         self._collect()
         deadline = time.monotonic() + grace
         delay = FIRST_DELAY
+        waiting: set[str] | None = None  # the kinds whose leaks can still end, once known
         while True:
             for kind in list(diffs):
                 after[kind] = self._safe_snapshot(kind)
                 diffs[kind] = self._diff(kind, before[kind], after[kind])
                 if not diffs[kind] or kind in self.disabled:
                     del diffs[kind]
+            if waiting is None:  # asked once, after the gc pass: the answer does not change
+                waiting = {kind for kind, diff in diffs.items() if self._can_end(kind, diff)}
             remaining = deadline - time.monotonic()
-            if not diffs or remaining <= 0:
+            if remaining <= 0 or not waiting.intersection(diffs):
                 return diffs
-            self._wait(diffs, min(delay, remaining))
+            self._wait({k: d for k, d in diffs.items() if k in waiting}, min(delay, remaining))
             delay = min(delay * 2, MAX_DELAY)
+
+    def _can_end(self, kind: str, diff: Mapping[Hashable, object]) -> bool:
+        """Can waiting make any of these leaks go away (see Probe.can_end)?"""
+        return bool(self._guarded(kind, self.probes[kind].can_end, list(diff)))
 
     def _wait(self, diffs: Mapping[str, Diff], delay: float) -> None:
         # Probes with their own way of waiting (tasks run their loop) share one slot.
@@ -317,6 +328,8 @@ class Checker:
                 self._collect()
                 collected = True
                 continue
+            if not self._can_end(kind, left):
+                return left
             self._guarded(kind, self.probes[kind].settle, list(left), min(delay, remaining))
             delay = min(delay * 2, MAX_DELAY)
 

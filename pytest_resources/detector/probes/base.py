@@ -133,6 +133,15 @@ class Probe(ABC):
     def ignored(self, key: Hashable, old: object, new: object) -> bool:
         return False
 
+    def owned(self, keys: list[Hashable]) -> None:
+        """``keys`` belong to a wider scope until ``released``: test verdicts pass over them
+        by key, so the probe may stop keeping track of what they are."""
+        return
+
+    def released(self, keys: list[Hashable]) -> None:
+        """The scope that owned ``keys`` ended: the next snapshot must know what they are."""
+        return
+
     @abstractmethod
     def describe(self, key: Hashable, old: object, new: object) -> Leak: ...
 
@@ -140,6 +149,12 @@ class Probe(ABC):
         """Leaks that each stand for several leaked ``keys`` (an unclosed event loop for
         its descriptors), and the keys they cover; the rest are described one by one."""
         return [], set()
+
+    def can_end(self, keys: list[Hashable]) -> bool:
+        """Can any of these leaked things still go away by itself (a thread ends, a child
+        exits)? Asked after the gc pass; when no leaked kind can, the verdict does not wait
+        out the grace."""
+        return True
 
     def settle(self, keys: list[Hashable], delay: float) -> None:
         """Give the leaked things ``delay`` seconds to go away by themselves."""

@@ -194,6 +194,10 @@ class EnvProbe(Probe):
             if not any(fnmatch.fnmatchcase(k, pat) for pat in self._ignore_env)
         }
 
+    def can_end(self, keys: list[Hashable]) -> bool:
+        # State changes back only when code changes it back, and waiting runs none.
+        return False
+
     def ignored(self, key: Hashable, old: object, new: object) -> bool:
         # pytest-timeout (and friends) set SIGALRM around each test, outside our window.
         if isinstance(key, tuple) and key[0] == "signal":

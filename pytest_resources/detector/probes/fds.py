@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import gc
+import io
 import os
 import select
+import selectors
 import socket
 import sys
 from collections.abc import Callable, Hashable, Iterable
@@ -42,6 +45,10 @@ class FdProbe(Probe):
     is a leak. Descriptors already open at the first snapshot (stdio, pytest's capture, what
     plugins open while the session starts) are tracked by number only.
 
+    Those a fixture wider than a test owns are tracked by number only too, while it owns them:
+    test verdicts pass over them by number anyway, and a session holding hundreds of them
+    would otherwise pay an ``fstat`` each per test.
+
     Where the kernel reports the number of open descriptors as the size of ``/proc/self/fd``
     (Linux 6.2+), a snapshot first checks that count, that every descriptor of the last
     snapshot is still open (one ``poll()`` for all of them) and that those tracked by identity
@@ -61,6 +68,9 @@ class FdProbe(Probe):
         with contextlib.suppress(OSError):
             self._dir = os.open(FD_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._session_fds: frozenset[int] | None = None  # set by the first listing
+        #: Descriptors tracked by number only: the session's and those a wider scope owns.
+        self._by_number: frozenset[int] = frozenset()
+        self._owned: set[int] = set()
         self._ignore_targets = tuple(ignore_targets)
         self._last: dict[int, tuple[int, int] | None] = {}
         #: The last snapshot's descriptors, for one liveness check, and those with an identity.
@@ -111,14 +121,24 @@ class FdProbe(Probe):
     def _open(self) -> list[int]:
         return [fd for fd in open_fds(self._dir) if _is_open(fd)]
 
+    def owned(self, keys: list[Hashable]) -> None:
+        self._owned.update(k for k in keys if isinstance(k, int))
+        self._by_number = frozenset(self._owned).union(self._session_fds or ())
+        self._identified = [(fd, i) for fd, i in self._identified if fd not in self._owned]
+
+    def released(self, keys: list[Hashable]) -> None:
+        self._owned.difference_update(keys)
+        self._by_number = frozenset(self._owned).union(self._session_fds or ())
+        self._last = {}  # the next snapshot lists them again, with their identities
+
     def _list(self) -> dict[int, tuple[int, int] | None]:
-        session = self._session_fds
-        if session is None:  # the first listing: everything open now belongs to the session
-            self._session_fds = frozenset(self._open())
+        if self._session_fds is None:  # the first listing: what is open now is the session's
+            self._session_fds = self._by_number = frozenset(self._open())
             return dict.fromkeys(sorted(self._session_fds))
+        by_number = self._by_number
         out: dict[int, tuple[int, int] | None] = {}
         for fd in open_fds(self._dir):
-            if fd in session:
+            if fd in by_number:
                 out[fd] = None
                 continue
             try:
@@ -142,6 +162,12 @@ class FdProbe(Probe):
             return [], set()
         leaks, covered = self._holders([k for k in keys if isinstance(k, int)])
         return leaks, set(covered)
+
+    def can_end(self, keys: list[Hashable]) -> bool:
+        # After the gc pass, a descriptor that no live object owns (os.open, os.pipe, or an
+        # owner collected without closing it) closes only if code closes it by number; one
+        # whose file or socket is still reachable may be closed by whoever holds that.
+        return not set(keys).isdisjoint(owned_fds())
 
     def describe(self, key: Hashable, old: object, new: object) -> Leak:
         assert isinstance(key, int)
@@ -168,6 +194,22 @@ class FdProbe(Probe):
         if self._uv_pipe is None and singletons.is_libuv_signal_pipe(fd, ident, self._last):
             self._uv_pipe = ident
         return ident == self._uv_pipe
+
+
+def owned_fds() -> set[int]:
+    """Descriptors held by a live file, socket, selector or multiprocessing connection
+    (walks every object the gc tracks: leak path only)."""
+    owners: list[type] = [io.FileIO, socket.socket, selectors.BaseSelector]
+    connection = sys.modules.get("multiprocessing.connection")
+    if connection is not None:
+        owners.append(connection._ConnectionBase)
+    kinds = tuple(owners)
+    out = set()
+    for obj in gc.get_objects():
+        if isinstance(obj, kinds) and (fileno := getattr(obj, "fileno", None)) is not None:
+            with contextlib.suppress(OSError, ValueError):  # closed
+                out.add(fileno())
+    return out
 
 
 def stdlib_helper_fds() -> set[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import itertools
 import os
 import shlex
 from collections.abc import Hashable, Iterable
@@ -11,6 +12,8 @@ from collections.abc import Hashable, Iterable
 from .base import Leak, Probe
 
 TASK_DIR = "/proc/self/task"
+#: The last pid (or thread id) the kernel handed out in our pid namespace.
+LAST_PID = "/proc/sys/kernel/ns_last_pid"
 # Helpers the standard library starts once and keeps for the life of the process.
 DEFAULT_IGNORED_CMDLINES = (
     "*multiprocessing.resource_tracker*",
@@ -46,8 +49,6 @@ def has_children() -> bool:
 
 
 def child_pids() -> dict[int, int | None]:
-    if not has_children():
-        return {}
     pids: list[int] = []
     for tid in os.listdir(TASK_DIR):
         # os.open/os.read: a third of the cost of open() for these tiny proc files.
@@ -68,8 +69,6 @@ def child_pids_portable() -> dict[int, int | None]:
     import psutil  # lazily: most runs never need it
 
     out: dict[int, int | None] = {}
-    if not has_children():
-        return out
     for child in psutil.Process().children():
         with contextlib.suppress(psutil.Error):
             out[child.pid] = int(child.create_time() * 100)
@@ -77,17 +76,43 @@ def child_pids_portable() -> dict[int, int | None]:
 
 
 class ProcessProbe(Probe):
+    """A session that keeps children pays for listing them (a file per thread, one per child)
+    only when something may have changed: the pid namespace's last pid did not move since the
+    last listing (no new child, nor a new one on a reused pid) and every child listed then
+    still exists (``kill(pid, 0)``: an exited child that nobody reaped yet still does), so
+    the listing stands. On a busy machine the last pid moves often, and those snapshots list
+    as before."""
+
     kind = "processes"
 
     def __init__(self, ignore_cmdlines: Iterable[str] = ()) -> None:
         self._ignore = DEFAULT_IGNORED_CMDLINES + tuple(ignore_cmdlines)
         self._read = child_pids if _has_children_files() else child_pids_portable
+        self._last_pid: int | None = None
+        with contextlib.suppress(OSError):
+            self._last_pid = os.open(LAST_PID, os.O_RDONLY | os.O_CLOEXEC)
+        #: The last listing, and the last pid when it began (b"" for none).
+        self._last: dict[int, int | None] = {}
+        self._generation = b""
+
+    def close(self) -> None:
+        if self._last_pid is not None:
+            os.close(self._last_pid)
+            self._last_pid = None
 
     def count(self, snap: dict[int, int | None]) -> int:
         return len(snap)
 
     def snapshot(self) -> dict[int, int | None]:
-        return self._read()
+        if not has_children():
+            self._last, self._generation = {}, b""
+            return self._last
+        generation = os.pread(self._last_pid, 32, 0) if self._last_pid is not None else b""
+        if generation and generation == self._generation and _all_exist(self._last):
+            return self._last
+        # Read before listing: a child started meanwhile moves it, and the next one lists.
+        self._last, self._generation = self._read(), generation
+        return self._last
 
     def ignored(self, key: Hashable, old: object, new: object) -> bool:
         assert isinstance(key, int)
@@ -128,6 +153,15 @@ class ProcessProbe(Probe):
                 proc.kill()
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
+
+
+def _all_exist(pids: Iterable[int]) -> bool:
+    try:
+        # map() calls kill() from C: a fraction of a Python loop's cost per child.
+        list(map(os.kill, pids, itertools.repeat(0)))
+    except OSError:  # gone (reaped), or no longer ours to signal: list again
+        return False
+    return True
 
 
 def _cmdline(pid: int) -> list[str]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from ...awaits import Site, await_frames, site_text
-from .base import Leak, Probe
+from .base import Items, Leak, Probe
 from .stacks import FrameFilter
 
 #: Tasks a test runner keeps for as long as its loop lives, by (module, coroutine qualname):
@@ -65,20 +66,49 @@ class LoopRegistry:
         return out
 
 
+#: The weak references behind ``asyncio.all_tasks`` in 3.11-3.13 (private attributes; 3.14
+#: keeps native tasks elsewhere): one for every task alive, pending or not.
+_TASKS: set[Any] | None = None
+if sys.version_info < (3, 14):
+    _weak = getattr(asyncio.tasks, "_scheduled_tasks", None)  # 3.12+
+    _weak = getattr(asyncio.tasks, "_all_tasks", None) if _weak is None else _weak
+    _TASKS = getattr(_weak, "data", None)
+#: Tasks running their first step eagerly (3.12+): they are not in _TASKS yet.
+_EAGER: set[Any] = getattr(asyncio.tasks, "_eager_tasks", set())
+
+
 class TaskProbe(Probe):
+    """A snapshot that finds the interpreter's tasks unchanged since the last one (the same
+    loops, the same set of task references, compared in C) is the last one again: a session
+    loop holding a thousand pending tasks costs a set comparison, not a walk of every task.
+    Tasks in it may have finished since; ``items`` leaves those out."""
+
     kind = "tasks"
 
     def __init__(self, registry: LoopRegistry) -> None:
         self.registry = registry
+        self._loops: list[asyncio.AbstractEventLoop] = []
+        self._tasks: frozenset[Any] = frozenset()
+        self._last: dict[asyncio.Task[Any], None] = {}
 
     def count(self, snap: Any) -> int:
-        return len(snap)
+        return len(self.items(snap))
+
+    def items(self, snap: Any) -> Items:
+        return {task: None for task in snap if not task.done()}
 
     def snapshot(self) -> dict[asyncio.Task[Any], None]:
+        loops = self.registry.live()
+        tasks = _TASKS
+        if tasks is not None and not _EAGER and loops == self._loops and tasks == self._tasks:
+            return self._last
+        # Copied before listing: a task made meanwhile makes the next snapshot list again.
+        self._tasks = frozenset(tasks) if tasks is not None else frozenset()
         out: dict[asyncio.Task[Any], None] = {}
-        for loop in self.registry.live():
+        for loop in loops:
             for task in asyncio.all_tasks(loop):
                 out[task] = None
+        self._loops, self._last = loops, out
         return out
 
     def ignored(self, key: Hashable, old: object, new: object) -> bool:
