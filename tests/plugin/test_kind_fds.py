@@ -191,3 +191,47 @@ def test_next():
     result.stdout.fnmatch_lines(
         ["*ERROR at teardown of test_drops*", "*unclosed file*dropped.txt*"]
     )
+
+
+def test_swap_is_seen_while_a_session_fixture_holds_many_descriptors(run: Run) -> None:
+    # Same count, nothing closed: only the identity of the earlier leak shows the swap. The
+    # session's pipes are tracked by number, which must not let the swap through.
+    result = run(
+        """
+import os
+import pytest
+KEPT = []
+
+@pytest.fixture(scope="session", autouse=True)
+def pool():
+    pipes = [os.pipe() for _ in range(50)]
+    yield
+    for r, w in pipes:
+        os.close(r)
+        os.close(w)
+
+def test_leaks(tmp_path):
+    KEPT.append(open(tmp_path / "first.txt", "w"))
+
+def test_swaps(tmp_path):
+    fd = KEPT[0].fileno()
+    replacement = os.open(tmp_path / "second.txt", os.O_WRONLY | os.O_CREAT)
+    os.dup2(replacement, fd)
+    os.close(replacement)
+
+def test_last():
+    pass  # the session's pipes close in its teardown, not in test_swaps'
+""",
+        "--resource-strict",
+    )
+    result.assert_outcomes(passed=3, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_leaks*",
+            "*fds: fd * */first.txt",
+            "*ERROR at teardown of test_swaps*",
+            "*fds: fd * */second.txt",
+            "*replaced a descriptor that was open before the test",
+        ]
+    )
+    assert "pipe:[" not in result.stdout.str()

@@ -165,3 +165,54 @@ async def test_second(server):
         result,
         "tasks: task 'heartbeat' running heartbeat() (owned by module-scoped fixture 'server')",
     )
+
+
+def test_shared_loop_holding_tasks_still_sees_each_new_one(run: Run) -> None:
+    # A held task finishes and a new one starts in the same test: the count is unchanged,
+    # the set of tasks is not. A task the fixture holds that finished is not its leak.
+    result = run(
+        """
+import asyncio
+import pytest
+import pytest_asyncio
+
+async def poll_forever():
+    while True:
+        await asyncio.sleep(1)
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def held():
+    stops = [asyncio.Event() for _ in range(20)]
+    tasks = [asyncio.get_running_loop().create_task(s.wait()) for s in stops]
+    yield stops, tasks
+    for stop in stops:
+        stop.set()
+    await asyncio.gather(*tasks)
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_swaps(held):
+    stops, tasks = held
+    stops[0].set()
+    await tasks[0]
+    asyncio.get_running_loop().create_task(poll_forever(), name="poller")
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_finishes_one(held):
+    stops, tasks = held
+    stops[1].set()
+    await tasks[1]
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_last(held):
+    assert tasks_done(held) == 2
+
+def tasks_done(held):
+    return sum(task.done() for task in held[1])
+""",
+        "--resource-strict",
+        "--resource-checks=tasks",
+    )
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_swaps*"])
+    assert_lines(result, "tasks: task 'poller' running poll_forever()")
+    assert "owned by" not in result.stdout.str()
