@@ -105,7 +105,8 @@ class ProcessProbe(Probe):
 
     def snapshot(self) -> dict[int, int | None]:
         if not has_children():
-            self._last, self._generation = {}, b""
+            if self._last:  # the same empty snapshot again: comparing it is an identity check
+                self._last, self._generation = {}, b""
             return self._last
         generation = os.pread(self._last_pid, 32, 0) if self._last_pid is not None else b""
         if generation and generation == self._generation and _all_exist(self._last):
