@@ -130,7 +130,8 @@ def test_next():
     result.assert_outcomes(passed=2)
     # Done once the child is reaped, long before the 30 s grace ends.
     teardown = [line for line in result.outlines if "teardown" in line and "test_reaped" in line]
-    assert teardown and float(teardown[0].split("s")[0]) < 20, result.stdout
+    assert teardown, result.stdout
+    assert float(teardown[0].split("s")[0]) < 20, result.stdout
 
 
 def test_listing_stands_only_while_no_pid_is_new_and_every_child_still_exists(
