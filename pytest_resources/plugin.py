@@ -12,8 +12,8 @@ from . import slow
 from .brokers import options as broker_options
 from .detector import settings
 from .detector.guard import Guard
-from .detector.lingering import lingering_threads, write_lingering
 from .detector.leakers import Leakers
+from .detector.lingering import lingering_threads, write_lingering
 from .detector.probes.base import KINDS
 from .detector.repeat import GROWTH_KEY, RepeatPlugin, wants_repeat
 from .detector.report import (
