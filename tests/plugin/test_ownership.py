@@ -101,7 +101,6 @@ def test_module_global_cache_a_fixture_fills_is_not_a_test_leak(run: Run) -> Non
         run,
         ECHO
         + """
-import atexit
 import pytest
 
 _GATEWAYS = {}
@@ -109,7 +108,6 @@ _GATEWAYS = {}
 def _gateway(name):
     if name not in _GATEWAYS:
         _GATEWAYS[name] = start_echo()
-        atexit.register(stop_echo, _GATEWAYS[name])
     return _GATEWAYS[name]
 
 @pytest.fixture
