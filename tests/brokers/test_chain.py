@@ -41,13 +41,13 @@ def _header(result: pytest.RunResult) -> str:
 def test_mode_precedence_is_cli_then_env_then_ini(
     run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert _header(run(NO_BROKER)).startswith("resources: brokers auto;")
+    assert _header(run(NO_BROKER)).split(";")[0] == "resources: brokers auto"
     ini = "resource_brokers = real\n"
-    assert _header(run(NO_BROKER, ini=ini)).startswith("resources: brokers real;")
+    assert _header(run(NO_BROKER, ini=ini)).split(";")[0] == "resources: brokers real"
     monkeypatch.setenv("PYTEST_RESOURCES_BROKERS", "off")
-    assert _header(run(NO_BROKER, ini=ini)).startswith("resources: brokers off;")
+    assert _header(run(NO_BROKER, ini=ini)).split(";")[0] == "resources: brokers off"
     result = run(NO_BROKER, "--resource-brokers=require", ini=ini)
-    assert _header(result).startswith("resources: brokers require;")
+    assert _header(result).split(";")[0] == "resources: brokers require"
 
 
 def test_url_precedence_names_the_source(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
