@@ -6,7 +6,7 @@ serialisation find it. The xdist controller, which runs no test, reads it back f
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -17,6 +17,8 @@ from .verdict import Judgement
 if TYPE_CHECKING:
     from .report import Summary
     from .reporting.session import Reporting
+
+T = TypeVar("T")
 
 #: The verdict of a test that had something to tell (leaks, allowances, memory figures).
 JUDGEMENT_KEY = pytest.StashKey[Judgement]()
@@ -119,10 +121,13 @@ class ReportCarrier:
 
     def _attach(self, item: pytest.Item, report: pytest.TestReport) -> None:
         stash = item.stash
-        counts = stash.get(COUNTS_KEY, None)
+        # Taken, not read: a rerun of the same item (pytest-rerunfailures, pytest-repeat)
+        # must not carry an earlier attempt's results.
+        counts = _take(stash, COUNTS_KEY)
         if counts is not None:
             setattr(report, COUNTS_ATTR, counts)
-        judgement = stash.get(JUDGEMENT_KEY, None)
+        _take(stash, INCOMPLETE_KEY)
+        judgement = _take(stash, JUDGEMENT_KEY)
         if judgement is None:
             return
         if (memory := memory_record(judgement)) is not None:
@@ -132,6 +137,13 @@ class ReportCarrier:
             if report.failed and (line := stash.get(HEADLINE_KEY, None)) is not None:
                 name_leaks(report, line)
             self.summary.add(report.nodeid, judgement, report.failed)
+
+
+def _take(stash: pytest.Stash, key: pytest.StashKey[T]) -> T | None:
+    value = stash.get(key, None)
+    if value is not None:
+        del stash[key]
+    return value
 
 
 class ControllerFeed:
