@@ -35,6 +35,7 @@ from .detector.results import (
     INCOMPLETE_KEY,
     JUDGEMENT_KEY,
     ControllerFeed,
+    PollutionNotes,
     ReportCarrier,
 )
 from .detector.verdict import CLEAN
@@ -189,6 +190,8 @@ class ResourcesPlugin:
         self._repeating = False
         self.carrier = ReportCarrier(self.summary, self.reporting)
         self._carrying = False
+        #: Whether failed tests' reports name the state earlier tests left (see PollutionNotes).
+        self._naming = False
         if is_xdist_controller(config):
             config.pluginmanager.register(
                 ControllerFeed(self.summary, self.reporting), "resources-controller"
@@ -284,6 +287,11 @@ class ResourcesPlugin:
             return  # the common case: nothing to tell or carry
         item.stash[JUDGEMENT_KEY] = judgement
         self._carry(item.config)
+        if guard.pollution and not self._naming:
+            self._naming = True
+            item.config.pluginmanager.register(
+                PollutionNotes(guard.pollution), "resources-polluters"
+            )
         if judgement.clean:
             return
         item.user_properties.extend(

@@ -23,7 +23,7 @@ from .probes.processes import ProcessProbe
 from .probes.tasks import LoopRegistry, TaskProbe, pending_before_close
 from .probes.threads import ThreadProbe
 from .settings import Settings, TestSettings
-from .verdict import CLEAN, Checker, Judgement, KnownLeaks, Window, decide
+from .verdict import CLEAN, Checker, Judgement, KnownLeaks, Pollution, Window, decide
 
 if TYPE_CHECKING:
     from .probes.memory import Growth, MemoryMeter
@@ -65,6 +65,8 @@ class Guard:
             claimer=self.owners.claim,
             collect=self._collect,
         )
+        #: State tests left in effect, named in a later test's failure.
+        self.pollution = Pollution(self.checker)
         #: The baseline file's known leaks (``--resource-baseline``).
         self.known = known
         self.capture = EventCapture(self._event)
@@ -163,8 +165,10 @@ class Guard:
         try:
             # The window stays open while finishing: the gc pass can set off ResourceWarnings.
             leaks, diffs = self.checker.finish(window, test.grace, item)
-            if test.strict and leaks:
-                self.checker.cleanup(window, diffs)
+            if leaks:
+                if test.strict:
+                    self.checker.cleanup(window, diffs)
+                self.pollution.record(nodeid, self.checker.left)
             if "threads" in diffs:  # the leak path only
                 self.leaked_threads.update(
                     (key, nodeid) for key in diffs["threads"] if isinstance(key, threading.Thread)

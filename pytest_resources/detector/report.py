@@ -15,10 +15,12 @@ import pytest
 
 from ..errors import ResourceLeakWarning
 from .probes.base import Leak
-from .verdict import Judgement
+from .verdict import Judgement, Polluter
 from .warn import warn
 
 SECTION = "resource leaks"
+#: The section of a failed test's report that names the state earlier tests left.
+POLLUTION_SECTION = "state left by earlier tests"
 #: Leaks named in a one-line headline before "and N more".
 HEADLINE_LEAKS = 3
 #: Leaks whose creation site --resource-trace can find (by their signatures' prefixes).
@@ -135,6 +137,17 @@ def deliver(item: pytest.Item, text: str, strict: bool, already_failed: bool) ->
         item.add_report_section("teardown", SECTION, text)
     else:
         warn(ResourceLeakWarning(text), str(item.path), (item.location[1] or 0) + 1)
+
+
+def pollution_text(polluters: Iterable[Polluter], view: View = PLAIN) -> str:
+    """The leaks still in effect, under the test that left each, most recent first."""
+    by_test: dict[str, list[Leak]] = {}
+    for polluter in polluters:
+        by_test.setdefault(polluter.nodeid, []).append(polluter.leak)
+    return "\n".join(
+        f"{nodeid} left, still in effect:\n{leak_lines(leaks, view)}"
+        for nodeid, leaks in by_test.items()
+    )
 
 
 def surface(texts: Iterable[str]) -> None:

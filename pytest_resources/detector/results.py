@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from .probes.base import Leak
-from .report import name_leaks
-from .verdict import Judgement
+from .report import POLLUTION_SECTION, View, name_leaks, pollution_text
+from .verdict import Judgement, Pollution
 
 if TYPE_CHECKING:
     from .report import Summary
@@ -161,3 +161,24 @@ class ControllerFeed:
                 self.summary.add(report.nodeid, from_records(found), report.failed)
         if self.reporting is not None:
             self.reporting.add(report)
+
+
+class PollutionNotes:
+    """Adds to a failed test's call report the state earlier tests left that is still in
+    effect (see verdict.Pollution). Registered once a test leaves some: until then no test
+    pays for a ``pytest_runtest_makereport`` wrapper."""
+
+    def __init__(self, pollution: Pollution) -> None:
+        self.pollution = pollution
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if report.when == "call" and report.failed and self.pollution:
+            polluters = self.pollution.in_effect()
+            if polluters:
+                text = pollution_text(polluters, View.of(item.config))
+                report.sections.append((POLLUTION_SECTION, text))
+        return report

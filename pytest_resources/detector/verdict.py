@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import gc
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .probes.base import Leak, Probe
+from .probes.base import Items, Leak, Probe
 from .sizes import format_size
 
 if TYPE_CHECKING:
@@ -31,6 +32,15 @@ Diff = dict[Hashable, tuple[object, object]]
 #: Decides, for the leaks of a window, which ones something long-lived still owns (see
 #: ownership.claim); called with the window's context (the test item) only on the leak path.
 Claimer = Callable[[Any, Mapping[str, Diff]], "Claims"]
+
+
+class Left(NamedTuple):
+    """One thing a window leaked: its probe's key and value, and the leak that names it."""
+
+    kind: str
+    key: Hashable
+    value: object
+    leak: Leak
 
 
 class Window:
@@ -88,6 +98,9 @@ class Checker:
         #: repeats began (None: absent then); see set_aside.
         self._repeated: dict[str, dict[Hashable, object]] = {}
         self.disabled: dict[str, str] = {}
+        #: The last finished window's leaks, each with the key and value that leaked (see
+        #: Pollution); empty for a clean window.
+        self.left: list[Left] | tuple[()] = ()
 
     # -- windows ---------------------------------------------------------------------------
 
@@ -128,8 +141,13 @@ class Checker:
         safe = diffs
         if diffs and context is not None and self._claimer is not None:
             safe = self._claim(diffs, self._claimer(context, diffs))
-        for kind, diff in diffs.items():
-            leaks.extend(self._describe(kind, diff))
+        if diffs:
+            left: list[Left] = []
+            for kind, diff in diffs.items():
+                leaks.extend(self._describe(kind, diff, left))
+            self.left = left
+        elif self.left:
+            self.left = ()
         disabled = self.disabled
         if disabled:
             after = {k: v for k, v in after.items() if k not in disabled}
@@ -315,9 +333,7 @@ class Checker:
         delay = FIRST_DELAY
         collected = False
         while True:
-            current = self._guarded(
-                kind, lambda: self.probes[kind].items(self.probes[kind].snapshot())
-            )
+            current = self.current(kind)
             if current is None:
                 return {}
             left = {k: v for k, v in items.items() if k in current and current[k] == v}
@@ -333,7 +349,17 @@ class Checker:
             self._guarded(kind, self.probes[kind].settle, list(left), min(delay, remaining))
             delay = min(delay * 2, MAX_DELAY)
 
-    def _describe(self, kind: str, diff: Diff) -> list[Leak]:
+    def current(self, kind: str) -> Items | None:
+        """What ``kind`` holds now, expanded (None: the probe failed and is off)."""
+        probe = self.probes[kind]
+        items: Items | None = self._guarded(kind, lambda: probe.items(probe.snapshot()))
+        return items
+
+    def expand(self, kind: str, snap: Any) -> Items | None:
+        items: Items | None = self._guarded(kind, self.probes[kind].items, snap)
+        return items
+
+    def _describe(self, kind: str, diff: Diff, left: list[Left]) -> list[Leak]:
         probe = self.probes[kind]
         together = self._guarded(kind, probe.describe_together, list(diff))
         grouped, covered = together if together is not None else ([], set())
@@ -343,7 +369,9 @@ class Checker:
                 continue
             leak = self._guarded(kind, probe.describe, key, old, new)
             if leak is not None:
-                leaks.append(self.annotate(kind, key, leak))
+                leak = self.annotate(kind, key, leak)
+                leaks.append(leak)
+                left.append(Left(kind, key, new, leak))
         return leaks
 
     def _safe_snapshot(self, kind: str) -> Any:
@@ -524,3 +552,75 @@ def memory_leaks(
             )
         )
     return leaks
+
+
+class Polluter(NamedTuple):
+    """State a test left that was still in effect when its window closed."""
+
+    nodeid: str
+    kind: str
+    key: Hashable
+    #: What the key held (see _token): in effect while it still holds that.
+    token: object
+    leak: Leak
+
+
+class Pollution:
+    """The state earlier tests left behind (warn mode, or a strict repair not possible), so a
+    later test's failure can name the tests whose state it ran under.
+
+    Only kinds whose keys are plain values are kept: holding a leaked thread or task would
+    keep alive what it reaches, and move its ResourceWarning onto a later test.
+    """
+
+    KINDS = frozenset({"env", "fds", "processes", "files"})
+    #: The most polluters kept; the oldest go first.
+    LIMIT = 200
+
+    def __init__(self, checker: Checker) -> None:
+        self._checker = checker
+        self._left: list[Polluter] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._left)
+
+    def record(self, nodeid: str, left: Iterable[Left]) -> None:
+        """Keep what ``nodeid``'s window left and strict cleanup did not undo (the leak path
+        only: the checker's last snapshot is taken after cleanup)."""
+        last = self._checker.last
+        now: dict[str, Items] = {}
+        for kind, key, value, leak in left:
+            if kind not in self.KINDS or kind not in last:
+                continue
+            if kind not in now:
+                now[kind] = self._checker.expand(kind, last[kind]) or {}
+            if key in now[kind] and now[kind][key] == value:
+                self._left.append(Polluter(nodeid, kind, key, _token(value), leak))
+        del self._left[: -self.LIMIT]
+
+    def in_effect(self) -> list[Polluter]:
+        """The polluters whose state still holds now, most recent first; the others are
+        forgotten (a change back is not undone later by anyone but a new polluter)."""
+        current: dict[str, Items | None] = {}
+        kept = []
+        for polluter in self._left:
+            kind = polluter.kind
+            if kind not in current:
+                current[kind] = self._checker.current(kind)
+            items = current[kind]
+            key = polluter.key
+            if items is not None and key in items and _token(items[key]) == polluter.token:
+                kept.append(polluter)
+        self._left = kept
+        return kept[::-1]
+
+
+def _token(value: object) -> object:
+    """``value`` compared without keeping it alive: objects by weak reference (equal while
+    both live and are equal), tuples item by item, plain values as they are."""
+    if isinstance(value, tuple):
+        return tuple(map(_token, value))
+    try:
+        return weakref.ref(value)
+    except TypeError:
+        return value
