@@ -61,7 +61,8 @@ FIXTURE_MODULES = (
 )
 
 MARKERS = (
-    "resources(checks=..., skip=..., grace=..., strict=...): per-test leak-check settings; "
+    "resources(checks=..., skip=..., grace=..., strict=..., memory_limit=..., repeat=..., "
+    "retained=...): per-test leak-check settings; "
     "kinds are " + ", ".join(KINDS),
     "allow_leaks(*kinds, reason=...): a known leak of these kinds (all when none are named); "
     "in strict mode the test fails once the leak is gone",
@@ -116,6 +117,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("resource_repeat", "extra runs of each test body for memory growth", default="")
     parser.addini(
         "resource_memory_limit", "peak RSS growth a test may cause, e.g. 64MB", default=""
+    )
+    parser.addini(
+        "resource_memory_retained",
+        "memory a repeated test may keep after it ended (default 16MiB)",
+        default="",
     )
     parser.addini(
         "resource_repeat_threshold",
@@ -206,7 +212,10 @@ class ResourcesPlugin:
         if self.guard is not None and wants_repeat(self.settings, items):
             self._repeating = True
             config.pluginmanager.register(
-                RepeatPlugin(self.settings.repeat_threshold, self.guard), "resources-repeat"
+                RepeatPlugin(
+                    self.settings.repeat_threshold, self.guard, self.settings.memory_retained
+                ),
+                "resources-repeat",
             )
 
     def pytest_report_header(self) -> str:

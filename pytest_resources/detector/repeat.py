@@ -1,4 +1,4 @@
-"""Repeat-run growth detection: the test body runs again under tracemalloc."""
+"""Memory traced per test: growth over repeated runs of the body, and what the test kept."""
 
 from __future__ import annotations
 
@@ -12,16 +12,17 @@ from .settings import Settings, settings_of
 
 if TYPE_CHECKING:  # the memory module is imported only by runs that measure memory
     from .guard import Guard
-    from .probes.memory import Growth
+    from .probes.memory import Growth, KeptMeter
 
 GROWTH_KEY: pytest.StashKey[Growth] = pytest.StashKey()
+_METER_KEY: pytest.StashKey[KeptMeter] = pytest.StashKey()
 
 
 def wants_repeat(settings: Settings, items: list[pytest.Item]) -> bool:
     if settings.repeat:
         return True
     return any(
-        "repeat" in marker.kwargs
+        "repeat" in marker.kwargs or "retained" in marker.kwargs
         for item in items
         if "resources" in marker_names(item)
         for marker in item.iter_markers("resources")
@@ -35,13 +36,49 @@ CAPTURE_FIXTURES = ("capsys", "capsysbinary", "capfd", "capfdbinary", "capteesys
 
 class RepeatPlugin:
     """After a passing call (the warm-up), runs the body N more times and records growth.
-    The repeats judge memory only (see Guard.repeating)."""
+    The repeats judge memory only (see Guard.repeating). A repeated test, or one with
+    ``resources(retained=...)``, is traced from its setup to its teardown for what it kept."""
 
-    def __init__(self, threshold: int, guard: Guard) -> None:
+    def __init__(self, threshold: int, guard: Guard, retained: int) -> None:
         self.threshold = threshold
         self.guard = guard
+        #: Memory a traced test may keep, unless its marker says otherwise.
+        self.retained = retained
         #: Tests not repeated, each with why.
         self.not_repeated: list[str] = []
+        #: The open test's meter, while wider-scoped fixtures may be set up in its window.
+        self._meter: KeptMeter | None = None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
+        test = settings_of(item)
+        if test is not None and (test.repeat or test.retained is not None):
+            from .probes.memory import KeptMeter
+
+            limit = test.retained if test.retained is not None else self.retained
+            self._meter = item.stash[_METER_KEY] = KeptMeter(limit)
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef: Any) -> Generator[None, object, object]:
+        if self._meter is None or fixturedef.scope == "function":
+            return (yield)
+        with self._meter.fixture():
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
+        try:
+            return (yield)
+        finally:
+            meter = item.stash.get(_METER_KEY, None)
+            if meter is not None:
+                del item.stash[_METER_KEY]
+                self._meter = None
+                from .probes.memory import Growth
+
+                growth = item.stash.get(GROWTH_KEY, None) or Growth([], 0)
+                item.stash[GROWTH_KEY] = growth._replace(kept=meter.finish())
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:

@@ -15,6 +15,9 @@ from .sizes import parse_size
 
 DEFAULT_GRACE = 0.5
 DEFAULT_REPEAT_THRESHOLD = 1024
+#: Memory a traced test may keep after it ended: above what first imports and warmed caches
+#: of ordinary suites keep, far below an unbounded cache of real data.
+DEFAULT_RETAINED = 16 * 1024**2
 
 
 # The records here are NamedTuples: a frozen dataclass costs every pytest start-up ~1 ms to
@@ -31,6 +34,8 @@ class Settings(NamedTuple):
     #: Extra runs of each test body for memory growth, and the growth per run that counts.
     repeat: int = 0
     repeat_threshold: int = DEFAULT_REPEAT_THRESHOLD
+    #: Memory a traced test may keep after it ended, in bytes.
+    memory_retained: int = DEFAULT_RETAINED
     ignore_threads: tuple[str, ...] = ()
     ignore_fds: tuple[str, ...] = ()
     ignore_processes: tuple[str, ...] = ()
@@ -69,6 +74,9 @@ class TestSettings(NamedTuple):
     #: empty when the marker names no kind (any leak).
     allowed: frozenset[str] | None = None
     allow_reason: str = ""
+    #: Memory the test may keep after it ended (``resources(retained=...)``); None without
+    #: the marker argument.
+    retained: int | None = None
 
     @property
     def measures_memory(self) -> bool:
@@ -149,6 +157,10 @@ def from_config(config: pytest.Config) -> Settings:
             ),
             repeat_threshold=_size_ini(config, "resource_repeat_threshold")
             or DEFAULT_REPEAT_THRESHOLD,
+            memory_retained=parse_size(
+                config.getini("resource_memory_retained") or DEFAULT_RETAINED,
+                "resource_memory_retained",
+            ),
             ignore_threads=tuple(config.getini("resource_ignore_threads")),
             ignore_fds=tuple(config.getini("resource_ignore_fds")),
             ignore_processes=tuple(config.getini("resource_ignore_processes")),
@@ -216,7 +228,7 @@ def _baseline_path(config: pytest.Config) -> Path | None:
     return path
 
 
-RESOURCES_ARGS = ("checks", "skip", "grace", "strict", "memory_limit", "repeat")
+RESOURCES_ARGS = ("checks", "skip", "grace", "strict", "memory_limit", "repeat", "retained")
 
 
 def for_item(defaults: TestSettings, item: pytest.Item) -> TestSettings:
@@ -275,6 +287,14 @@ def _apply_resources(
     repeat = result.repeat
     if "repeat" in kwargs:
         repeat = parse_repeat(kwargs["repeat"], "resources(repeat=...)")
+    retained = result.retained
+    if "retained" in kwargs:
+        retained = parse_size(kwargs["retained"], "resources(retained=...)")
     return result._replace(
-        checks=checks, grace=grace, strict=strict, memory_limit=limit, repeat=repeat
+        checks=checks,
+        grace=grace,
+        strict=strict,
+        memory_limit=limit,
+        repeat=repeat,
+        retained=retained,
     )

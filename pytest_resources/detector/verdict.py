@@ -525,8 +525,8 @@ class KnownLeaks:
 def memory_leaks(
     figures: MemoryFigures | None, limit: int | None, growth: Growth | None, threshold: int
 ) -> list[Leak]:
-    """Memory fails a test only for a peak above its limit or growth in every repeated run;
-    raw RSS movement is never a verdict."""
+    """Memory fails a test only for a peak above its limit, growth in every repeated run or
+    traced memory kept after it ended above its limit; raw RSS movement is never a verdict."""
     leaks = []
     if figures is not None and limit is not None and figures.peak_growth > limit:
         leaks.append(
@@ -549,6 +549,19 @@ def memory_leaks(
                 f"{len(growth.deltas)} repeated runs ({runs})",
                 f"top allocation sites that grew:\n{sites}" if sites else "",
                 signature="memory:growth",
+            )
+        )
+    elif growth is not None and growth.kept is not None and growth.kept.leaks:
+        # Growth in every run says more, and keeping is then its consequence.
+        kept = growth.kept
+        sites = "\n".join(site.text() for site in kept.sites)
+        leaks.append(
+            Leak(
+                "memory",
+                f"kept {format_size(kept.size)} after the test ended, "
+                f"above the limit of {format_size(kept.limit)}",
+                f"top allocation sites still holding it:\n{sites}" if sites else "",
+                signature="memory:kept",
             )
         )
     return leaks

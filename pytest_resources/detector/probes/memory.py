@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import resource
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -169,13 +170,33 @@ class Site:
         return f"{self.file}:{self.line}: +{format_size(self.size)} in {self.count} block(s)"
 
 
+class Kept(NamedTuple):
+    """What a test still held once it had ended (see KeptMeter), and the most it may keep."""
+
+    size: int
+    limit: int
+    sites: tuple[Site, ...] = ()
+
+    @property
+    def leaks(self) -> bool:
+        return self.size > self.limit
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "limit": self.limit,
+            "sites": [site.to_dict() for site in self.sites],
+        }
+
+
 class Growth(NamedTuple):
-    """Traced memory growth per repeated run."""
+    """Traced memory growth per repeated run, and what the whole test kept."""
 
     deltas: list[int]
     #: What the runs kept in all once every generation was collected.
     retained: int
     sites: tuple[Site, ...] = ()
+    kept: Kept | None = None
 
     def leaks(self, threshold: int) -> bool:
         """CPython's -R rule: growth in every run, each at least ``threshold`` bytes (and
@@ -191,12 +212,15 @@ class Growth(NamedTuple):
         return sum(self.deltas) // len(self.deltas) if self.deltas else 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        record = {
             "deltas": list(self.deltas),
             "per_run": self.per_run,
             "retained": self.retained,
             "sites": [site.to_dict() for site in self.sites],
         }
+        if self.kept is not None:
+            record["kept"] = self.kept.to_dict()
+        return record
 
 
 def measure_growth(
@@ -296,3 +320,98 @@ def track_block() -> Iterator[BlockMemory]:
     finally:
         if started:
             tracemalloc.stop()
+
+
+#: Where a first import allocates: the import system itself (code objects, module dicts).
+IMPORT_FILES = frozenset(("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"))
+#: What pytest keeps for a test (its reports, captured output) is not the test's.
+PYTEST_DIRS = tuple(
+    os.path.dirname(module.__file__) + os.sep
+    for module in (sys.modules.get("_pytest"), sys.modules.get("pluggy"))
+    if module is not None and module.__file__
+)
+Key = tuple[str, int]
+
+
+class KeptMeter:
+    """What a test keeps after it ended: memory allocated in its window (traced from the start
+    of its setup) and still alive after its teardown and a full collection.
+
+    Not the test's: what a first import allocates (in the import system or in the files of the
+    modules it imported), what pytest keeps for the test, and what a wider-scoped fixture set
+    up in the window allocated (``fixture``). And tracemalloc cannot see a test free what was
+    allocated before the window (a warmed bounded cache evicting its old entries for new
+    ones), so only as many new blocks count as the interpreter's live blocks grew by, the
+    smallest first: what replaced something freed is not kept.
+    """
+
+    def __init__(self, limit: int) -> None:
+        import tracemalloc
+
+        self.limit = limit
+        self._modules = set(sys.modules)
+        self._started = not tracemalloc.is_tracing()
+        if self._started:
+            tracemalloc.start()
+        gc.collect()
+        self._first = tracemalloc.take_snapshot()
+        #: Growth by site that wider-scoped fixtures set up in the window own.
+        self._owned: dict[Key, tuple[int, int]] = {}
+        self._blocks = sys.getallocatedblocks()
+
+    @contextmanager
+    def fixture(self) -> Iterator[None]:
+        """Around a wider-scoped fixture's setup: what it allocates is the fixture's."""
+        import tracemalloc
+
+        before = tracemalloc.take_snapshot()
+        try:
+            yield
+        finally:
+            for stat in tracemalloc.take_snapshot().compare_to(before, "lineno"):
+                if stat.size_diff > 0 and stat.count_diff > 0:
+                    frame = stat.traceback[0]
+                    size, count = self._owned.get((frame.filename, frame.lineno), (0, 0))
+                    self._owned[frame.filename, frame.lineno] = (
+                        size + stat.size_diff,
+                        count + stat.count_diff,
+                    )
+
+    def finish(self) -> Kept:
+        import tracemalloc
+
+        gc.collect()
+        blocks = sys.getallocatedblocks() - self._blocks
+        try:
+            last = tracemalloc.take_snapshot()
+        finally:
+            if self._started:
+                tracemalloc.stop()
+        imported = IMPORT_FILES.union(
+            getattr(module, "__file__", None) or ""
+            for name, module in list(sys.modules.items())
+            if name not in self._modules
+        )
+        own = (tracemalloc.__file__, __file__)
+        grown: list[tuple[int, int, Key]] = []
+        for stat in last.compare_to(self._first, "lineno"):
+            key = (stat.traceback[0].filename, stat.traceback[0].lineno)
+            owned_size, owned_count = self._owned.get(key, (0, 0))
+            size, count = stat.size_diff - owned_size, stat.count_diff - owned_count
+            blocks -= min(owned_count, max(0, stat.count_diff))
+            if size <= 0 or count <= 0 or key[0] in own:
+                continue
+            if key[0] in imported or key[0].startswith(PYTEST_DIRS):
+                blocks -= count
+                continue
+            grown.append((size, count, key))
+        grown.sort(key=lambda g: g[0] / g[1])  # the smallest blocks first
+        sites = []
+        for size, count, (file, line) in grown:
+            if blocks <= 0:
+                break
+            taken = min(count, blocks)
+            sites.append(Site(file, line, size * taken // count, taken))
+            blocks -= taken
+        sites.sort(key=lambda site: site.size, reverse=True)
+        return Kept(sum(site.size for site in sites), self.limit, tuple(sites[:TOP_SITES]))
