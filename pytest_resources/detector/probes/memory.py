@@ -323,7 +323,9 @@ def track_block() -> Iterator[BlockMemory]:
 
 
 #: Where a first import allocates: the import system itself (code objects, module dicts).
-IMPORT_FILES = frozenset(("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"))
+IMPORT_FILES = frozenset(
+    ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
+)
 #: What pytest keeps for a test (its reports, captured output) is not the test's.
 PYTEST_DIRS = tuple(
     os.path.dirname(module.__file__) + os.sep
