@@ -90,7 +90,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="LIST",
         default=None,
         help="kinds to check, comma separated: " + ",".join(KINDS) + " or all "
-        "(default: all but memory; ini: resource_checks)",
+        "(default: all but files and memory; ini: resource_checks)",
     )
     group.addoption(
         "--resource-grace",
@@ -113,7 +113,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "repeats in every run (ini: resource_repeat)",
     )
     parser.addini("resource_strict", "leaks fail the test (true/false)", default="false")
-    parser.addini("resource_checks", "kinds to check (default: all but memory)", default="")
+    parser.addini(
+        "resource_checks", "kinds to check (default: all but files and memory)", default=""
+    )
     parser.addini("resource_repeat", "extra runs of each test body for memory growth", default="")
     parser.addini(
         "resource_memory_limit", "peak RSS growth a test may cause, e.g. 64MB", default=""
@@ -135,6 +137,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("fds", "fd target patterns (paths, socket:*, pipe:*)"),
         ("processes", "child process command-line patterns"),
         ("env", "environment variable name patterns"),
+        ("files", "file name or path patterns"),
     ):
         parser.addini(
             f"resource_ignore_{kind}", f"never report these {what} (fnmatch)", type="linelist"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import _thread
 import asyncio
 import gc
+import os
+import tempfile
 import threading
 import weakref
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from .probes.base import Leak, Probe
 from .probes.env import EnvProbe
 from .probes.events import EventCapture
 from .probes.fds import FdProbe
+from .probes.files import SHM_DIR, FilesProbe
 from .probes.loops import RunnerHooks, unclosed_loops
 from .probes.processes import ProcessProbe
 from .probes.tasks import LoopRegistry, TaskProbe, pending_before_close
@@ -37,6 +40,11 @@ def build_probes(settings: Settings, loops: LoopRegistry) -> dict[str, Probe]:
         "fds": FdProbe(settings.ignore_fds, unclosed_loops),
         "processes": ProcessProbe(settings.ignore_processes),
         "env": EnvProbe(settings.ignore_env, settings.warnings_reset),
+        "files": FilesProbe(
+            (tempfile.gettempdir(), os.getcwd(), settings.rootdir or os.curdir, SHM_DIR),
+            settings.ignore_files,
+            (settings.basetemp,) if settings.basetemp else (),
+        ),
     }
 
 
@@ -96,6 +104,11 @@ class Guard:
         if self.settings.per_test.measures_memory:
             # Made before the first test: the files it keeps open belong to the session.
             self._memory_meter()
+        if "files" in self.settings.checks:
+            # Its inotify descriptor too.
+            files = self.checker.probes["files"]
+            assert isinstance(files, FilesProbe)
+            files.watch()
 
     def stop(self) -> None:
         self.runners.uninstall()

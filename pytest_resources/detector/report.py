@@ -24,7 +24,15 @@ POLLUTION_SECTION = "state left by earlier tests"
 #: Leaks named in a one-line headline before "and N more".
 HEADLINE_LEAKS = 3
 #: Leaks whose creation site --resource-trace can find (by their signatures' prefixes).
-_TRACEABLE = ("threads:", "tasks:", "fds:socket", "fds:file:", "processes:")
+_TRACEABLE = (
+    "threads:",
+    "tasks:",
+    "fds:socket",
+    "fds:file:",
+    "processes:",
+    "files:tmp:",
+    "files:project:",
+)
 
 
 class View(NamedTuple):

@@ -40,6 +40,11 @@ class Settings(NamedTuple):
     ignore_fds: tuple[str, ...] = ()
     ignore_processes: tuple[str, ...] = ()
     ignore_env: tuple[str, ...] = ()
+    ignore_files: tuple[str, ...] = ()
+    #: Where the files kind looks besides the temp dir and cwd, and what it never reports:
+    #: pytest's rootdir, and an explicit ``--basetemp`` (empty: none given).
+    rootdir: str = ""
+    basetemp: str = ""
     #: pytest's warnings plugin is on: it resets the warnings filters after every test.
     warnings_reset: bool = False
     #: Files to write at the end of the run (None: not asked for).
@@ -165,6 +170,11 @@ def from_config(config: pytest.Config) -> Settings:
             ignore_fds=tuple(config.getini("resource_ignore_fds")),
             ignore_processes=tuple(config.getini("resource_ignore_processes")),
             ignore_env=tuple(config.getini("resource_ignore_env")),
+            ignore_files=tuple(config.getini("resource_ignore_files")),
+            rootdir=str(config.rootpath),
+            basetemp=str(config.invocation_params.dir / config.option.basetemp)
+            if getattr(config.option, "basetemp", None)
+            else "",
             warnings_reset=config.pluginmanager.has_plugin("warnings"),
             report=_path_option(config, "resource_report"),
             html=_path_option(config, "resource_html"),

@@ -3,9 +3,9 @@ processes were created, so a leak report can say "created at file:line in functi
 
 Nothing is installed until ``Tracer.start()``. Then: ``threading.Thread.start`` is wrapped,
 coroutines record their origin (``sys.set_coroutine_origin_tracking_depth``), and one audit
-hook watches ``open``, ``socket.__new__`` and ``subprocess.Popen``. ``stop()`` undoes all of
-it except the audit hook, which Python cannot remove: it stays, inert, returning at once.
-The tracer belongs to the session's Guard; nothing here is module state.
+hook watches ``open``, ``os.mkdir``, ``socket.__new__`` and ``subprocess.Popen``. ``stop()``
+undoes all of it except the audit hook, which Python cannot remove: it stays, inert,
+returning at once. The tracer belongs to the session's Guard; nothing here is module state.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ MAX_FRAMES = 8
 #: Remembered file paths and command lines, each; the oldest are forgotten first.
 MAX_SITES = 4096
 ORIGIN_DEPTH = 32
-WATCHED = frozenset({"open", "socket.__new__", "subprocess.Popen"})
+WATCHED = frozenset({"open", "os.mkdir", "socket.__new__", "subprocess.Popen"})
 
 
 class Tracer:
@@ -116,7 +116,7 @@ class Tracer:
             sock = args[0]
             key = id(sock)
             self.sockets[key] = (weakref.ref(sock, lambda _: self.sockets.pop(key, None)), frames)
-        elif event == "open":
+        elif event in ("open", "os.mkdir"):
             path = args[0]
             if isinstance(path, int) or path is None:
                 return
@@ -142,6 +142,8 @@ class Tracer:
             return self._fd_site(key)
         if kind == "processes" and isinstance(key, int):
             return self.commands.get(_cmdline(key), ())
+        if kind == "files" and isinstance(key, str):
+            return self.paths.get(key, ())
         return ()
 
     def _fd_site(self, fd: int) -> Frames:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -148,3 +149,55 @@ def test_bad_report_path_is_one_line_naming_the_option(run: Run, value: str, err
 def test_schema_is_shipped_and_is_a_valid_json_schema() -> None:
     jsonschema.Draft202012Validator.check_schema(schema())
     assert schema()["properties"]["version"] == {"const": SCHEMA_VERSION}
+
+
+KINDS_SUITE = """
+import socket, tempfile
+from unittest import mock
+
+def test_interpreter_setting():
+    socket.setdefaulttimeout(7.5)
+
+def test_mock_patch():
+    mock.patch("os.cpu_count", return_value=1).start()
+
+def test_file():
+    tempfile.mkdtemp(prefix="report-kinds-")
+"""
+
+
+def test_reports_carry_interpreter_settings_mock_patches_and_files(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    temp = run.pytester.path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    result = run(
+        KINDS_SUITE,
+        "--resource-checks=env,files",
+        "--resource-report=report.json",
+        "--resource-html=report.html",
+        "--resource-trace",
+        "-p",
+        "no:randomly",
+    )
+    result.assert_outcomes(passed=3, warnings=3)
+    document = load(run.pytester.path / "report.json")
+    assert document["session"]["checks"] == ["env", "files"]
+    assert document["summary"]["leaks_by_kind"] == {"env": 2, "files": 1}
+    tests = by_id(document)
+    (setting,) = tests["test_interpreter_setting"]["leaks"]
+    assert setting["kind"] == "env"
+    assert setting["identity"] == "socket.getdefaulttimeout(): None → 7.5"
+    assert setting["signature"] == "env:socket.getdefaulttimeout()"
+    (patch,) = tests["test_mock_patch"]["leaks"]
+    assert patch["identity"] == "unittest.mock patch of os.cpu_count still active"
+    assert patch["signature"] == "env:mock.patch:os.cpu_count"
+    (left,) = tests["test_file"]["leaks"]
+    assert left["kind"] == "files"
+    assert left["identity"].startswith(f"directory {Path(temp).resolve()}/report-kinds-")
+    assert left["signature"] == "files:tmp:directory"
+    assert left["created"][-1]["function"] == "test_file"
+    page = (run.pytester.path / "report.html").read_text()
+    for leak in (setting, patch, left):
+        assert html.escape(leak["identity"]) in page

@@ -9,9 +9,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping
 from typing import Any, ClassVar, NamedTuple
 
-KINDS = ("threads", "tasks", "fds", "processes", "env", "memory")
-#: Checked unless asked otherwise: memory figures are opt-in.
-DEFAULT_KINDS = KINDS[:-1]
+KINDS = ("threads", "tasks", "fds", "processes", "env", "files", "memory")
+#: Checked unless asked otherwise: files (see probes/files.py for its cost) and memory
+#: figures are opt-in.
+DEFAULT_KINDS = KINDS[:-2]
 # Test infrastructure whose threads and signal handlers come and go around every test.
 INFRA_MODULES = ("pytest_timeout", "execnet", "xdist", "pytest_resources")
 
