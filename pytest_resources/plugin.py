@@ -21,7 +21,6 @@ from .detector.report import (
     Summary,
     View,
     deliver,
-    finding_lines,
     headline,
     message,
     surface,
@@ -306,9 +305,6 @@ class ResourcesPlugin:
             )
         if judgement.clean:
             return
-        item.user_properties.extend(
-            ("resource_leak", line) for line in finding_lines(judgement, allowed=False)
-        )
         if judgement.failing or judgement.stale or judgement.fixed:
             if test.strict:
                 hint = self.summary.hint if untraced(judgement.failing) else ""

@@ -17,3 +17,12 @@ with warnings.catch_warnings(), contextlib.suppress(ImportError):  # filters sta
 @pytest.fixture
 def run(pytester: pytest.Pytester) -> Run:
     return Run(pytester)
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """Inner sessions keep their file order: pytest-randomly (in the test extra for the plugin
+    matrix) would shuffle them, and an inner suite's order is part of what a test states.
+    Set after pytester clears PYTEST_ADDOPTS; the randomly matrix test takes it off again."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
+    return pytester

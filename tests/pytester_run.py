@@ -44,3 +44,15 @@ def assert_errors_on(result: pytest.RunResult, test: str, *expected: str) -> Non
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines([f"*ERROR at teardown of {test}*"])
     assert_lines(result, *expected)
+
+
+def verdicts(result: pytest.RunResult) -> dict[str, set[str]]:
+    """Each test's outcomes from the ``-rA`` short summary, by nodeid: a test whose teardown
+    errored after it passed has {"PASSED", "ERROR"}."""
+    out: dict[str, set[str]] = {}
+    words = ("PASSED", "FAILED", "ERROR", "SKIPPED", "XFAIL", "XPASS", "RERUN")
+    for line in result.outlines:
+        word, _, rest = line.partition(" ")
+        if word in words and "::" in rest:
+            out.setdefault(rest.split(" - ")[0].strip(), set()).add(word)
+    return out

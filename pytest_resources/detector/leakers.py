@@ -54,8 +54,8 @@ class Leakers:
             return
         leaked = {
             nodeid
-            for nodeid, judgements in self.summary.tests.items()
-            if any(traceable(leak) for j in judgements for leak in j.failing)
+            for nodeid, judgement in self.summary.tests.items()
+            if any(traceable(leak) for leak in judgement.failing)
         }
         kept = (self.remembered - self.collected) | leaked
         if kept != self.remembered:

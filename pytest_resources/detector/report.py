@@ -202,7 +202,8 @@ class Summary:
     """Collects the verdicts worth telling (local, or from xdist workers' reports)."""
 
     def __init__(self) -> None:
-        self.tests: dict[str, list[Judgement]] = {}
+        #: Each test's last run: a rerun (pytest-rerunfailures) replaces the attempt before.
+        self.tests: dict[str, Judgement] = {}
         #: Tests whose strict leak error (a failed teardown report) listed their leaks.
         self.in_error: set[str] = set()
         #: How to see where untraced leaks were created, and the tests traced in this run.
@@ -211,13 +212,20 @@ class Summary:
         self.outside: list[Leak] = []
         self.problems: list[str] = []
 
-    def add(self, nodeid: str, judgement: Judgement, failed: bool = False) -> None:
-        """``failed``: the teardown report failed, so its leaks are listed with its error. (A
+    def add(self, nodeid: str, judgement: Judgement | None, failed: bool = False) -> None:
+        """One run's verdict of a test; None or a clean one when it has nothing to tell.
+        ``failed``: the teardown report failed, so its leaks are listed with its error. (A
         strict test that failed before carries them as context, which pytest shows only for
         a failed call, not a failed setup: the section lists those.)"""
-        self.tests.setdefault(nodeid, []).append(judgement)
+        if judgement is None or judgement.clean:
+            self.tests.pop(nodeid, None)
+            self.in_error.discard(nodeid)
+            return
+        self.tests[nodeid] = judgement
         if failed:
             self.in_error.add(nodeid)
+        else:
+            self.in_error.discard(nodeid)
 
     def write(self, terminal: Any, strict: bool) -> None:
         if not (self.tests or self.outside or self.problems):
@@ -227,16 +235,14 @@ class Summary:
         for problem in self.problems:
             terminal.write_line(f"plugin problem: {problem}", yellow=True)
         hint = False
-        for nodeid, judgements in self.tests.items():
+        for nodeid, judgement in self.tests.items():
             # Listed with its error above: only the notes the error leaves out go here.
             listed = nodeid not in self.in_error
-            lines = [
-                line for j in judgements for line in finding_lines(j, view=view, failing=listed)
-            ]
+            lines = finding_lines(judgement, view=view, failing=listed)
             if not lines:
                 continue
             if listed and nodeid not in self.traced:
-                hint = hint or any(untraced(j.failing) for j in judgements)
+                hint = hint or untraced(judgement.failing)
             terminal.write_line(f"{nodeid}:")
             for line in lines:
                 terminal.write_line("  " + line.replace("\n", "\n  "))
@@ -246,9 +252,7 @@ class Summary:
         if hint:
             terminal.write_line(self.hint)
         leaking_ids = [
-            nodeid
-            for nodeid, judgements in self.tests.items()
-            if any(j.failing or j.stale or j.fixed for j in judgements)
+            nodeid for nodeid, j in self.tests.items() if j.failing or j.stale or j.fixed
         ]
         leaking = len(leaking_ids)
         allowed = len(self.tests) - leaking

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from .probes.base import Leak
-from .report import POLLUTION_SECTION, View, name_leaks, pollution_text
+from .report import POLLUTION_SECTION, View, finding_lines, name_leaks, pollution_text
 from .verdict import Judgement, Pollution
 
 if TYPE_CHECKING:
@@ -128,15 +128,22 @@ class ReportCarrier:
             setattr(report, COUNTS_ATTR, counts)
         _take(stash, INCOMPLETE_KEY)
         judgement = _take(stash, JUDGEMENT_KEY)
+        headline = _take(stash, HEADLINE_KEY)
+        # Each attempt's teardown reaches the summary, clean or not: it keeps a test's last
+        # attempt (pytest-rerunfailures), so a rerun tells its own leaks, not the sum.
+        self.summary.add(report.nodeid, judgement, report.failed)
         if judgement is None:
             return
         if (memory := memory_record(judgement)) is not None:
             setattr(report, MEMORY_ATTR, memory)
         if not judgement.clean:
             setattr(report, REPORT_ATTR, records(judgement))
-            if report.failed and (line := stash.get(HEADLINE_KEY, None)) is not None:
-                name_leaks(report, line)
-            self.summary.add(report.nodeid, judgement, report.failed)
+            if report.failed and headline is not None:
+                name_leaks(report, headline)
+            # On this report, not the item, which a rerun keeps: junitxml reads them here.
+            report.user_properties.extend(
+                ("resource_leak", line) for line in finding_lines(judgement, allowed=False)
+            )
 
 
 def _take(stash: pytest.Stash, key: pytest.StashKey[T]) -> T | None:
@@ -157,8 +164,7 @@ class ControllerFeed:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":
             found = vars(report).get(REPORT_ATTR)  # a getattr() that misses raises inside
-            if found:
-                self.summary.add(report.nodeid, from_records(found), report.failed)
+            self.summary.add(report.nodeid, from_records(found) if found else None, report.failed)
         if self.reporting is not None:
             self.reporting.add(report)
 
