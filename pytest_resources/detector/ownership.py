@@ -25,6 +25,8 @@ import types
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, NamedTuple
 
+from .probes import threads
+
 #: Objects visited per verdict at most. A completed walk proves that a leak is unreachable
 #: from every live fixture; one that ran out of budget proves nothing (see Claims.unsure).
 BUDGET = 100_000
@@ -61,9 +63,12 @@ class Owners:
 
     def __init__(self) -> None:
         self._live: dict[Any, None] = {}
+        #: Bare threads already accounted for (a fixture's own, or judged in a window).
+        self._seen_bare: set[int] = set()
 
     def started(self, fixturedef: Any) -> None:
         self._live[fixturedef] = None
+        self._seen_bare.update(threads.bare_threads())
 
     def ended(self, fixturedef: Any) -> None:
         self._live.pop(fixturedef, None)
@@ -72,12 +77,17 @@ class Owners:
         """Which leaked keys of ``diffs`` a live wider fixture (or a module global a fixture
         of ``item`` names) still reaches, and which the walk could not rule out."""
         targets = _Targets(diffs)
+        if threads.UNMANAGED in diffs.get("threads", {}):
+            bare = threads.bare_threads()
+            targets.look_for_bare({i: f for i, f in bare.items() if i not in self._seen_bare})
+            self._seen_bare.update(bare)
         if not targets:
             return Claims({}, {})
         try:
             complete = _walk(self._roots(item), targets)
         except Exception:  # a walk that fails proves nothing: report, but clean up nothing
             complete = False
+        targets.settle_bare()
         owners: dict[str, dict[Hashable, str]] = {}
         for (kind, key), owner in targets.found.items():
             owners.setdefault(kind, {})[key] = owner
@@ -119,20 +129,49 @@ class _Targets:
                     self.by_id[id(key)] = (kind, key)
         self.found: dict[tuple[str, Hashable], str] = {}
         self._holders: dict[type, object] = {}  # per class: _holder's answer
+        #: New bare threads: the id of each object their outermost frames hold -> ident.
+        self.bare: dict[int, int] = {}
+        self._bare_objects: list[object] = []  # kept alive while their ids are keys
+        self._bare_left: set[int] = set()
+        self._bare_owner = ""
+
+    def look_for_bare(self, frames: Mapping[int, Any]) -> None:
+        """The bare threads a test's window started (``threads.UNMANAGED``), by their frames."""
+        for ident, frame in frames.items():
+            for obj in threads.holders(frame):
+                if type(obj) not in ATOMIC:
+                    self.bare.setdefault(id(obj), ident)
+                    self._bare_objects.append(obj)
+            self._bare_left.add(ident)
+
+    def settle_bare(self) -> None:
+        """The bare-thread count is one leak: an owner's when it reaches every new bare thread."""
+        if self._bare_left or not self._bare_owner:
+            return
+        self.found.setdefault(("threads", threads.UNMANAGED), self._bare_owner)
 
     def __bool__(self) -> bool:
-        return bool(self.by_id or self.fds or self.pids)
+        return bool(self.by_id or self.fds or self.pids or self.bare)
 
     def all(self) -> Iterator[tuple[str, Hashable]]:
         yield from self.by_id.values()
         yield from self.fds.values()
         yield from self.pids.values()
+        if self.bare:
+            yield ("threads", threads.UNMANAGED)
 
     @property
     def done(self) -> bool:
+        if self._bare_left:
+            return False
         return len(self.found) == len(self.by_id) + len(self.fds) + len(self.pids)
 
     def visit(self, obj: object, owner: str) -> None:
+        if self.bare:
+            ident = self.bare.get(id(obj))
+            if ident is not None and ident in self._bare_left:
+                self._bare_left.discard(ident)
+                self._bare_owner = self._bare_owner or owner
         hit = self.by_id.get(id(obj))
         if hit is not None and hit[1] is obj:
             self.found.setdefault(hit, owner)

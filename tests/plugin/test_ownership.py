@@ -4,7 +4,7 @@ strict cleanup touches only what is provably the test's."""
 from __future__ import annotations
 
 import pytest
-from pytester_run import Run, assert_errors_on, strict
+from pytester_run import Run, assert_errors_on, assert_lines, strict
 
 # A child process with pipes, as gateways and database servers are: an echo loop on stdin.
 ECHO = """
@@ -287,3 +287,96 @@ def test_second(worker):
         "test_second",
         "started with _thread.start_new_thread (owned by module-scoped fixture",
     )
+
+
+def test_bare_threads_of_a_lazily_cached_execnet_gateway_are_the_session_fixtures(
+    run: Run,
+) -> None:
+    # execnet (pulled in by pytest-xdist) starts its receiver with _thread.start_new_thread:
+    # no Thread object, only the interpreter's count of threads grows in the first test.
+    result = strict(
+        run,
+        """
+import _thread, threading
+import execnet
+import pytest
+
+# A bare thread from before any test, that nothing reaches: not the gateway's.
+RUNNING = threading.Event()
+_thread.start_new_thread(lambda: (RUNNING.set(), threading.Event().wait()), ())
+assert RUNNING.wait(10)  # counted once it runs
+
+@pytest.fixture(scope="session")
+def registry():
+    cache = {}
+    yield cache
+    for gateway in cache.values():
+        gateway.exit()
+        gateway.join(timeout=10)
+        gateway._io.wait()  # reaps the child, as execnet's Group.terminate does
+
+@pytest.fixture
+def gateway(registry):
+    # Costly: made on first use, then shared by every later test.
+    if "gw" not in registry:
+        registry["gw"] = execnet.makegateway("popen")
+    return registry["gw"]
+
+@pytest.mark.parametrize("n", range(3))
+def test_remote(gateway, n):
+    channel = gateway.remote_exec("channel.send(channel.receive() * 2)")
+    channel.send(n)
+    assert channel.receive() == 2 * n
+""",
+    )
+    result.assert_outcomes(passed=3)
+    assert "leaked" not in result.stdout.str()
+
+
+def test_a_bare_thread_no_fixture_reaches_is_still_the_tests(run: Run) -> None:
+    # A session fixture's value reaches a bare thread; the one the test starts is unreachable.
+    result = strict(
+        run,
+        """
+import _thread, threading
+import pytest
+
+STOP = threading.Event()
+
+class Pool:
+    def __init__(self):
+        self.started = threading.Event()
+        _thread.start_new_thread(self.serve, ())
+
+    def serve(self):
+        self.started.set()
+        STOP.wait()
+
+POOL = Pool()
+assert POOL.started.wait(10)  # counted once it runs
+
+@pytest.fixture(scope="session")
+def pool():
+    yield POOL
+    STOP.set()
+
+def test_uses_pool(pool):
+    pass
+
+def test_leaks(pool):
+    started = threading.Event()
+
+    def forgotten():
+        started.set()
+        STOP.wait()
+
+    _thread.start_new_thread(forgotten, ())
+    assert started.wait(10)
+
+def test_after(pool):
+    pass
+""",
+    )
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_leaks*"])
+    assert_lines(result, "threads: 1 thread(s) started with _thread.start_new_thread")

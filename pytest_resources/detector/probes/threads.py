@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
+from types import FrameType
 from typing import Any
 
 from . import singletons
@@ -122,6 +123,26 @@ def _stable_name(name: str) -> str:
 
 def _count(value: object) -> int:
     return value if isinstance(value, int) else 0
+
+
+def bare_threads() -> dict[int, FrameType]:
+    """The threads without a ``threading.Thread`` (``_thread.start_new_thread``), by ident,
+    with their current frame (the leak path only: it reads every thread's frame)."""
+    managed = {
+        t.ident
+        for t in list(threading._active.values())  # type: ignore[attr-defined]
+        if not isinstance(t, threading._DummyThread)
+    }
+    return {i: f for i, f in sys._current_frames().items() if i not in managed}
+
+
+def holders(frame: FrameType) -> list[object]:
+    """What a bare thread's outermost frame holds: the locals of the function it was started
+    with (a bound method's ``self``, its arguments, a closure's cells), which whoever owns the
+    thread also holds."""
+    while frame.f_back is not None:
+        frame = frame.f_back
+    return list(frame.f_locals.values())
 
 
 def native_count() -> int:
