@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+
+import pytest
 from pytester_run import Run
 
 
@@ -235,3 +238,92 @@ def test_last():
         ]
     )
     assert "pipe:[" not in result.stdout.str()
+
+
+ACCEPTING = """
+import os
+import socket
+import threading
+import pytest
+KEPT = []
+
+@pytest.fixture(scope="session", autouse=True)
+def server():
+    # A thread blocked in accept() holds a descriptor the kernel has reserved and counts,
+    # but no listing of /proc/self/fd shows.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    thread = threading.Thread(target=lambda: listener.accept()[0].close(), name="acceptor")
+    thread.start()
+    yield
+    socket.create_connection(listener.getsockname()).close()
+    thread.join()
+    listener.close()
+"""
+
+
+def test_leaks_and_swaps_are_seen_while_a_thread_waits_in_accept(run: Run) -> None:
+    result = run(
+        ACCEPTING
+        + """
+def test_clean(tmp_path):
+    with open(tmp_path / "closed.txt", "w"):
+        pass
+
+def test_leaks(tmp_path):
+    KEPT.append(open(tmp_path / "first.txt", "w"))
+
+def test_swaps(tmp_path):
+    fd = KEPT[0].fileno()
+    replacement = os.open(tmp_path / "second.txt", os.O_WRONLY | os.O_CREAT)
+    os.dup2(replacement, fd)
+    os.close(replacement)
+
+def test_last():
+    pass
+""",
+        "--resource-strict",
+        "-p",
+        "no:randomly",
+    )
+    result.assert_outcomes(passed=4, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_leaks*",
+            "*fds: fd *first.txt*",
+            "*ERROR at teardown of test_swaps*",
+            "*fds: fd *second.txt*",
+        ]
+    )
+
+
+def test_a_thread_waiting_in_accept_does_not_make_every_snapshot_list_the_descriptors() -> None:
+    # The unchanged-count shortcut compares with the count seen at the last listing, which
+    # includes the descriptor accept() has reserved (Linux 6.2+ reports the count).
+    import socket
+    import threading
+    import time
+
+    from pytest_resources.detector.probes.fds import FdProbe
+
+    if os.stat("/proc/self/fd").st_size == 0:
+        pytest.skip("this kernel does not report the number of open descriptors (Linux < 6.2)")
+    probe = FdProbe()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    thread = threading.Thread(target=lambda: listener.accept()[0].close())
+    thread.start()
+    try:
+        first = probe.snapshot()
+        deadline = time.monotonic() + 10
+        while probe._count() == len(first):  # until the thread is inside accept()
+            assert time.monotonic() < deadline, "accept() reserved no descriptor"
+            first = probe.snapshot()
+        assert probe.snapshot() is probe.snapshot()
+    finally:
+        socket.create_connection(listener.getsockname()).close()
+        thread.join()
+        listener.close()
+        probe.close()
