@@ -4,6 +4,8 @@ conftest files)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 
@@ -48,11 +50,13 @@ def assert_errors_on(result: pytest.RunResult, test: str, *expected: str) -> Non
 
 def verdicts(result: pytest.RunResult) -> dict[str, set[str]]:
     """Each test's outcomes from the ``-rA`` short summary, by nodeid: a test whose teardown
-    errored after it passed has {"PASSED", "ERROR"}."""
+    errored after it passed has {"PASSED", "ERROR"}. (pytest before 9 shows xdist's
+    ``--dist loadgroup`` ids with their ``@group`` suffix: dropped.)"""
     out: dict[str, set[str]] = {}
     words = ("PASSED", "FAILED", "ERROR", "SKIPPED", "XFAIL", "XPASS", "RERUN")
     for line in result.outlines:
         word, _, rest = line.partition(" ")
         if word in words and "::" in rest:
-            out.setdefault(rest.split(" - ")[0].strip(), set()).add(word)
+            nodeid = rest.split(" - ")[0].strip()
+            out.setdefault(re.sub(r"@\w+$", "", nodeid), set()).add(word)
     return out
