@@ -20,14 +20,14 @@ import shutil
 import sys
 from typing import NamedTuple
 
-from overhead import BARE, measure
+from overhead import BARE, WITH_MEMORY, measure
 
 SIZES = (100, 400)
 PROJECTED = 2000
 VARIANTS = {
     BARE: ["-p", "no:resources"],
     "default checks": [],
-    "default checks + memory": ["--resource-checks=all"],
+    "default checks + memory": [WITH_MEMORY],
 }
 LIMITS = {"default checks": 1.06, "default checks + memory": 1.08}
 
