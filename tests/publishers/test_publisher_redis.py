@@ -39,7 +39,7 @@ async def test_pubsub_confirms_with_the_receiver_count(redis_url: str) -> None:
             nobody = await publisher.publish("x", key=f"{channel}-empty")
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
         await subscriber.aclose()
     assert (receipt.receivers, receipt.target) == (1, f"redis channel {channel}")
     assert nobody.receivers == 0

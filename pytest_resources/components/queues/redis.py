@@ -366,7 +366,7 @@ class RedisMessageQueue(MessageQueue):
         self._deadlines.stop()
         if self._client is not None:
             with contextlib.suppress(Exception):
-                self._client.connection_pool.reset()  # type: ignore[no-untyped-call]
+                self._client.connection_pool.reset()  # type: ignore[no-untyped-call,unused-ignore]
 
     def _now_ms(self) -> int:
         return _ms(self._clock())
