@@ -285,7 +285,7 @@ class ResourcesPlugin:
             test,
             item.nodeid,
             item.stash.get(GROWTH_KEY, None) if self._repeating else None,
-            not item.stash.get(INCOMPLETE_KEY, False),
+            INCOMPLETE_KEY not in item.stash,  # not get(): it raises for a missing key
             item,
         )
         if guard.disabled:
