@@ -33,19 +33,26 @@ if TYPE_CHECKING:
     from .trace import Tracer
 
 
-def build_probes(settings: Settings, loops: LoopRegistry) -> dict[str, Probe]:
-    return {
+def build_probes(settings: Settings, loops: LoopRegistry, files: bool = True) -> dict[str, Probe]:
+    """A probe per kind; ``files`` false leaves out the opt-in files kind (see Guard.open)."""
+    probes: dict[str, Probe] = {
         "threads": ThreadProbe(settings.ignore_threads, loops.executor_threads),
         "tasks": TaskProbe(loops),
         "fds": FdProbe(settings.ignore_fds, unclosed_loops),
         "processes": ProcessProbe(settings.ignore_processes),
         "env": EnvProbe(settings.ignore_env, settings.warnings_reset),
-        "files": FilesProbe(
-            (tempfile.gettempdir(), os.getcwd(), settings.rootdir or os.curdir, SHM_DIR),
-            settings.ignore_files,
-            (settings.basetemp,) if settings.basetemp else (),
-        ),
     }
+    if files:
+        probes["files"] = files_probe(settings)
+    return probes
+
+
+def files_probe(settings: Settings) -> FilesProbe:
+    return FilesProbe(
+        (tempfile.gettempdir(), os.getcwd(), settings.rootdir or os.curdir, SHM_DIR),
+        settings.ignore_files,
+        (settings.basetemp,) if settings.basetemp else (),
+    )
 
 
 class Guard:
@@ -68,7 +75,10 @@ class Guard:
         annotate = self.tracer.annotate if self.tracer is not None else None
         self.owners = ownership.Owners()
         self.checker = Checker(
-            build_probes(settings, self.loops),
+            # The files probe only when the session checks files: compiling its patterns
+            # costs ~2 M instructions at start-up, and every wider fixture's setup would
+            # list its directories. A marker that asks for files makes it (see open).
+            build_probes(settings, self.loops, files="files" in settings.checks),
             annotate,
             claimer=self.owners.claim,
             collect=self._collect,
@@ -130,6 +140,10 @@ class Guard:
 
     def open(self, kinds: tuple[str, ...], memory: bool = False) -> None:
         self.capture.open_window()
+        if "files" in kinds and "files" not in self.checker.probes:
+            # A marker asked for files: from this window on (without inotify, which needs
+            # its descriptor open before the first test; it stats the directories instead).
+            self.checker.add("files", files_probe(self.settings))
         if memory and self._meter is None:
             # A marker asked for memory: the meter's files are open before the window is,
             # and a fresh first snapshot sees them.

@@ -76,17 +76,15 @@ class Checker:
         claimer: Claimer | None = None,
         collect: Callable[[], object] = gc.collect,
     ) -> None:
-        self.probes = dict(probes)
+        self.probes: dict[str, Probe] = {}
+        #: Probes that bring a carried-over snapshot up to date (see Probe.refresh).
+        self._refreshing: list[tuple[str, Probe]] = []
+        for kind, probe in probes.items():
+            self.add(kind, probe)
         self.annotate: Annotate = annotate or _as_is
         self._claimer = claimer
         #: The gc pass of the leak path (the guard's keeps what it sets off for the test).
         self._collect = collect
-        #: Probes that bring a carried-over snapshot up to date (see Probe.refresh).
-        self._refreshing = [
-            (kind, probe)
-            for kind, probe in self.probes.items()
-            if type(probe).refresh is not Probe.refresh
-        ]
         self._last: dict[str, Any] = {}
         #: The kinds of ``_last``, in window order.
         self._last_kinds: tuple[str, ...] = ()
@@ -101,6 +99,12 @@ class Checker:
         #: The last finished window's leaks, each with the key and value that leaked (see
         #: Pollution); empty for a clean window.
         self.left: list[Left] | tuple[()] = ()
+
+    def add(self, kind: str, probe: Probe) -> None:
+        """Check ``kind`` from the next window on (its first snapshot is a fresh one)."""
+        self.probes[kind] = probe
+        if type(probe).refresh is not Probe.refresh:
+            self._refreshing.append((kind, probe))
 
     # -- windows ---------------------------------------------------------------------------
 
@@ -448,14 +452,17 @@ def decide(
     """The verdict of one test: the probes' ``leaks``, its memory limit and repeat growth, its
     ``allow_leaks`` marker and the baseline, in that order. ``complete`` is false for a test
     that failed or was skipped before its end (see ``KnownLeaks.apply``)."""
-    if figures is not None or growth is not None:
+    measured = figures is not None or growth is not None
+    if measured:
         leaks = leaks + memory_leaks(figures, test.memory_limit, growth, threshold)
-    elif not leaks and test.allowed is None and known is None:
-        return CLEAN
+    if not leaks and test.allowed is None and known is None:
+        # Nearly every test: nothing to judge, at most figures to carry (one per test when
+        # memory is measured, so without judge's and _replace's copies).
+        return Judgement(figures=figures, growth=growth) if measured else CLEAN
     judgement = judge(leaks, test.allowed)
     if known is not None:
         judgement = known.apply(nodeid, judgement, test.checks, complete)
-    if figures is not None or growth is not None:
+    if measured:
         judgement = judgement._replace(figures=figures, growth=growth)
     return judgement
 
