@@ -38,6 +38,14 @@ WITH_MEMORY = f"--resource-checks={','.join((*DEFAULT_KINDS, 'memory'))}"
 # compiling the plugin's modules again, which is start-up cost, not per-test cost.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
+
+def run_env(root: Path, **extra: str) -> dict[str, str]:
+    """The environment of a run of the suite in ``root``: its own temporary directory, beside
+    it, so nothing another pytest session left in the shared one (a broker registry entry sends
+    start-up through the provider chain and psutil) changes what a run does."""
+    return {**ENV, "TMPDIR": str(root.parent / "tmp"), **extra}
+
+
 HELD = "--held"  # the generated conftest's option: the session fixtures hold their resources
 BARE_HELD = "bare pytest, session holding resources"
 HELD_DEFAULT = "default checks, session holding resources"
@@ -182,8 +190,11 @@ def generate(root: Path, tests: int, held: bool = False) -> None:
 
 def command(args: list[str]) -> list[str]:
     # pytest-threadleak, once installed, wraps every test even when it is off: every variant
-    # but its own runs without it.
+    # but its own runs without it. pytest-randomly (in the test extra) is off in all: it
+    # reseeds every test (~500 k instructions each, more than the plugin costs), which would
+    # flatter every ratio, and it shuffles the order, which moves the counts run to run.
     off = [] if "--threadleak" in args else ["-p", "no:threadleak"]
+    off += ["-p", "no:randomly"]
     return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *off, *args]
 
 
@@ -192,7 +203,8 @@ def timed(root: Path, args: list[str]) -> float:
     plugin's cost is CPU (it never sleeps on a clean suite)."""
     cmd = command(args)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = subprocess.run(cmd, cwd=root, env=ENV, capture_output=True, text=True, check=False)
+    env = run_env(root)
+    result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         sys.exit(f"pytest failed ({' '.join(args)}):\n{result.stdout[-2000:]}")
@@ -203,7 +215,7 @@ def counted(root: Path, args: list[str]) -> float:
     """User-space instructions of one pytest run, counted by callgrind."""
     cmd = command(args)
     valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-    env = {**ENV, "PYTHONHASHSEED": "0"}  # the same dict layouts, run after run
+    env = run_env(root, PYTHONHASHSEED="0")  # the same dict layouts, run after run
     result = subprocess.run(
         valgrind + cmd, cwd=root, env=env, capture_output=True, text=True, check=False
     )
@@ -221,8 +233,15 @@ def measure(
     """Median CPU seconds per variant over ``rounds`` alternating runs of a generated suite,
     or (``instructions``) each variant's instruction count, which needs one run."""
     run = counted if instructions else timed
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+    # Always the same path: pytest's cost depends on it (its length, the hashes of paths and
+    # node ids), so a random temporary name would move the counts from one run to the next,
+    # and the gate's two sizes apart. One benchmark at a time, then.
+    home = Path(tempfile.gettempdir()) / f"resources-overhead-{os.getuid()}"
+    shutil.rmtree(home, ignore_errors=True)
+    root = home / "suite"
+    root.mkdir(parents=True)
+    (home / "tmp").mkdir()
+    try:
         generate(root, tests, held=any(HELD in args for args in variants.values()))
         values: dict[str, list[float]] = {name: [] for name in variants}
         for args in variants.values():  # warm the file system and bytecode caches
@@ -230,6 +249,8 @@ def measure(
         for _ in range(1 if instructions else rounds):
             for name, args in variants.items():
                 values[name].append(run(root, args))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
     return {name: statistics.median(found) for name, found in values.items()}
 
 
