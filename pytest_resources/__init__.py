@@ -1,5 +1,6 @@
 """pytest-resource-guard: find the threads, tasks, descriptors, processes and global state
-your tests leak, and components that leak none of them.
+your tests leak, and components that leak none of them. (PYTEST_DONT_REWRITE: see
+_skip_assertion_rewriting.)
 
 Components are imported on first use, so loading the plugin stays cheap.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -113,6 +115,27 @@ if TYPE_CHECKING:
     )
 
 __version__ = "0.1.0"
+
+
+def _skip_assertion_rewriting() -> None:
+    """pytest rewrites the asserts of every module of a plugin's distribution, which sends
+    each import of ours through its import hook (a second path search, its own cache file):
+    ~130 M instructions of every run's start-up for an installed plugin, more than the plugin's
+    own. Our asserts are invariants that never fail in a user's run; they need no rewriting.
+    So this package is taken off the hook's list as soon as it is imported: the modules after
+    this one load the usual way. Through private attributes, checked: if pytest changes them,
+    the modules are rewritten as before, only slower (tests/plugin/test_startup.py)."""
+    for finder in sys.meta_path:
+        if type(finder).__name__ != "AssertionRewritingHook":
+            continue
+        marked = getattr(finder, "_must_rewrite", None)
+        cache = getattr(finder, "_marked_for_rewrite_cache", None)
+        if isinstance(marked, set) and isinstance(cache, dict) and __name__ in marked:
+            marked.discard(__name__)
+            cache.clear()
+
+
+_skip_assertion_rewriting()
 
 
 @functools.cache
