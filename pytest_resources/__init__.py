@@ -120,7 +120,7 @@ __version__ = "0.1.0"
 def _skip_assertion_rewriting() -> None:
     """pytest rewrites the asserts of every module of a plugin's distribution, which sends
     each import of ours through its import hook (a second path search, its own cache file):
-    ~130 M instructions of every run's start-up for an installed plugin, more than the plugin's
+    ~110 M instructions of every run's start-up for an installed plugin, more than the plugin's
     own. Our asserts are invariants that never fail in a user's run; they need no rewriting.
     So this package is taken off the hook's list as soon as it is imported: the modules after
     this one load the usual way. Through private attributes, checked: if pytest changes them,

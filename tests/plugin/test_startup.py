@@ -16,7 +16,7 @@ def test_the_package_takes_itself_off_the_assertion_rewriting_list(
 ) -> None:
     """What pytest does for an installed plugin: before importing it, it marks the package of
     its distribution for assertion rewriting. The package takes itself off the list, so its
-    other modules load the usual way (~130 M instructions of start-up otherwise); another
+    other modules load the usual way (~110 M instructions of start-up otherwise); another
     plugin's mark stays."""
     hook = AssertionRewritingHook(pytester.parseconfig("--assert=plain"))
     hook.mark_rewrite("pytest_resources", "other_plugin")
