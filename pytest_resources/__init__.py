@@ -124,7 +124,9 @@ def _skip_assertion_rewriting() -> None:
     own. Our asserts are invariants that never fail in a user's run; they need no rewriting.
     So this package is taken off the hook's list as soon as it is imported: the modules after
     this one load the usual way. Through private attributes, checked: if pytest changes them,
-    the modules are rewritten as before, only slower (tests/plugin/test_startup.py)."""
+    the modules are rewritten as before, only slower (tests/plugin/test_startup.py).
+    PYTEST_DONT_REWRITE in this module's docstring keeps a later session that marks the package
+    again (pytester's in-process runs) from warning that it was imported before rewriting."""
     for finder in sys.meta_path:
         if type(finder).__name__ != "AssertionRewritingHook":
             continue
