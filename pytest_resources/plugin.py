@@ -34,6 +34,7 @@ from .detector.results import (
     INCOMPLETE_KEY,
     JUDGEMENT_KEY,
     ControllerFeed,
+    IncompleteTracker,
     PollutionNotes,
     ReportCarrier,
 )
@@ -206,6 +207,8 @@ class ResourcesPlugin:
             )
         elif self.reporting is not None:  # report files need every report from the start
             self._carry(config)
+            if self.reporting.has_baseline:
+                config.pluginmanager.register(IncompleteTracker(), "resources-incomplete")
 
     def pytest_collection_modifyitems(
         self, config: pytest.Config, items: list[pytest.Item]
@@ -281,11 +284,14 @@ class ResourcesPlugin:
         guard = self.guard
         assert guard is not None
         window = guard.window
+        complete = INCOMPLETE_KEY not in item.stash  # not get(): it raises for a missing key
+        if not complete:
+            del item.stash[INCOMPLETE_KEY]  # a rerun of the item starts complete
         judgement = guard.close(
             test,
             item.nodeid,
             item.stash.get(GROWTH_KEY, None) if self._repeating else None,
-            INCOMPLETE_KEY not in item.stash,  # not get(): it raises for a missing key
+            complete,
             item,
         )
         if guard.disabled:
@@ -294,10 +300,12 @@ class ResourcesPlugin:
             counts = self.reporting.counts(guard.checker, window)
             if counts is not None:
                 item.stash[COUNTS_KEY] = counts
+                self.carrier.expect(item)
         if judgement is CLEAN:
             return  # the common case: nothing to tell or carry
         item.stash[JUDGEMENT_KEY] = judgement
         self._carry(item.config)
+        self.carrier.expect(item)
         if guard.pollution and not self._naming:
             self._naming = True
             item.config.pluginmanager.register(

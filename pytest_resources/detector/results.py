@@ -93,31 +93,35 @@ class ReportCarrier:
     """Puts each test's results from ``item.stash`` on its teardown report and hands them to
     the summary; feeds report files every phase report.
 
-    Registered on demand (``needed``), because a ``pytest_runtest_makereport`` wrapper costs
-    three hook calls per test, about 12 % of the plugin's cost on a clean test (measured with
-    ``benchmarks/overhead.py --instructions``): a run pays for it from its first test that has
-    something to carry, or from the start when report files or a baseline need every report.
-    Registered during a test's teardown hook, it still sees that test's teardown report.
+    A tryfirst ``pytest_runtest_logreport`` hook, so junitxml, xdist's serialisation and the
+    users' own logreport hooks find the results on the report. Registered on demand: even a
+    plain hook costs three calls per test (~15 k instructions; the makereport wrapper it
+    replaced cost ~26 k, ``benchmarks/overhead.py --instructions``), so a run pays for it
+    from its first test that has something to carry, or from the start when report files
+    need every report. Registered during a test's teardown hook, it still sees that test's
+    teardown report. A report logged late (pytest-rerunfailures logs a test's reports after
+    its last phase) still finds its test: ``expect`` names it by nodeid until then.
     """
 
     def __init__(self, summary: Summary, reporting: Reporting | None) -> None:
         self.summary = summary
         self.reporting = reporting
-        # A baseline tells a fix only from tests that ran to their end.
-        self.tracks_incomplete = reporting is not None and reporting.has_baseline
+        #: Tests whose results wait on their stash for the teardown report, by nodeid.
+        self._expected: dict[str, pytest.Item] = {}
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: others see what it attached
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
+    def expect(self, item: pytest.Item) -> None:
+        self._expected[item.nodeid] = item
+
+    @pytest.hookimpl(tryfirst=True)  # before junitxml, xdist and the terminal read the report
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":
-            self._attach(item, report)
-        elif self.tracks_incomplete and not report.passed:
-            item.stash[INCOMPLETE_KEY] = True
+            item = self._expected.pop(report.nodeid, None)
+            if item is not None:
+                self._attach(item, report)
+            else:
+                self.summary.add(report.nodeid, None, report.failed)
         if self.reporting is not None:
             self.reporting.add(report)
-        return report
 
     def _attach(self, item: pytest.Item, report: pytest.TestReport) -> None:
         stash = item.stash
@@ -126,7 +130,6 @@ class ReportCarrier:
         counts = _take(stash, COUNTS_KEY)
         if counts is not None:
             setattr(report, COUNTS_ATTR, counts)
-        _take(stash, INCOMPLETE_KEY)
         judgement = _take(stash, JUDGEMENT_KEY)
         headline = _take(stash, HEADLINE_KEY)
         # Each attempt's teardown reaches the summary, clean or not: it keeps a test's last
@@ -144,6 +147,17 @@ class ReportCarrier:
             report.user_properties.extend(
                 ("resource_leak", line) for line in finding_lines(judgement, allowed=False)
             )
+
+
+class IncompleteTracker:
+    """With a baseline: marks a test whose setup or call raised (failed, skipped, xfailed),
+    which may not have reached its leak, so its silence is not a fix. A makereport hook, not
+    the carrier's logreport one: that can come after the verdict (pytest-rerunfailures)."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+        if call.excinfo is not None and call.when != "teardown":
+            item.stash[INCOMPLETE_KEY] = True
 
 
 def _take(stash: pytest.Stash, key: pytest.StashKey[T]) -> T | None:

@@ -124,13 +124,20 @@ def test_a_fixed_leak_fails_in_strict_mode_until_the_baseline_is_updated(run: Ru
     again.assert_outcomes(passed=3, skipped=1)
 
 
-def test_a_test_that_did_not_complete_is_not_reported_as_fixed(run: Run) -> None:
+# With --reruns, pytest-rerunfailures logs a test's reports only after its teardown, so
+# whether the call failed must be known before the reports are logged.
+@pytest.mark.parametrize("reruns", [(), ("--reruns=1",)], ids=["plain", "reruns"])
+def test_a_test_that_did_not_complete_is_not_reported_as_fixed(
+    run: Run, reruns: tuple[str, ...]
+) -> None:
     update(run, LEAKY)
     broken = LEAKY.replace(
         'def test_env():\n    os.environ["KNOWN_ENV"] = "1"', "def test_env():\n    assert False"
     )
-    result = run(broken, "--resource-baseline=base.json", "--resource-strict")
-    result.assert_outcomes(passed=2, failed=1, skipped=1)
+    result = run(broken, "--resource-baseline=base.json", "--resource-strict", *reruns)
+    outcomes = result.parseoutcomes()
+    counts = [outcomes.get(key, 0) for key in ("passed", "failed", "skipped", "rerun")]
+    assert counts == [2, 1, 1, len(reruns)], result.stdout.str()
     assert "no longer leaks" not in result.stdout.str()
 
 
