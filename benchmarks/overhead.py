@@ -211,11 +211,13 @@ def timed(root: Path, args: list[str]) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def counted(root: Path, args: list[str]) -> float:
-    """User-space instructions of one pytest run, counted by callgrind."""
+def counted(root: Path, args: list[str], seed: int) -> float:
+    """User-space instructions of one pytest run, counted by callgrind, with hash seed
+    ``seed``: the same count run after run for one seed, but another for the next (CPython's
+    type attribute cache collides by where objects are allocated; see docs/benchmarks.md)."""
     cmd = command(args)
     valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-    env = run_env(root, PYTHONHASHSEED="0")  # the same dict layouts, run after run
+    env = run_env(root, PYTHONHASHSEED=str(seed))
     result = subprocess.run(
         valgrind + cmd, cwd=root, env=env, capture_output=True, text=True, check=False
     )
@@ -231,8 +233,8 @@ def measure(
     variants: dict[str, list[str]], tests: int, rounds: int, instructions: bool = False
 ) -> dict[str, float]:
     """Median CPU seconds per variant over ``rounds`` alternating runs of a generated suite,
-    or (``instructions``) each variant's instruction count, which needs one run."""
-    run = counted if instructions else timed
+    or (``instructions``) each variant's mean instruction count over ``rounds`` hash seeds
+    (0, 1, ...): one run per seed, as a count repeats exactly for one seed."""
     # Always the same path: pytest's cost depends on it (its length, the hashes of paths and
     # node ids), so a random temporary name would move the counts from one run to the next,
     # and the gate's two sizes apart. One benchmark at a time, then.
@@ -246,25 +248,33 @@ def measure(
         values: dict[str, list[float]] = {name: [] for name in variants}
         for args in variants.values():  # warm the file system and bytecode caches
             timed(root, args)
-        for _ in range(1 if instructions else rounds):
+        for round_ in range(rounds):
             for name, args in variants.items():
-                values[name].append(run(root, args))
+                found = counted(root, args, round_) if instructions else timed(root, args)
+                values[name].append(found)
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    return {name: statistics.median(found) for name, found in values.items()}
+    average = statistics.mean if instructions else statistics.median
+    return {name: average(found) for name, found in values.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--mode", choices=sorted(MODES), default="default")
     parser.add_argument("--tests", type=int, help="suite size (default: per mode)")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="timed rounds (default 7), or with --instructions hash seeds to average (default 1)",
+    )
     parser.add_argument(
         "--instructions",
         action="store_true",
         help="count user-space instructions under valgrind instead of timing (one run each)",
     )
     options = parser.parse_args()
+    if options.rounds is None:
+        options.rounds = 1 if options.instructions else 7
     if options.rounds < 1:
         parser.error(f"--rounds: expected a positive number, got {options.rounds}")
     if options.tests is not None and options.tests < 1:
@@ -276,7 +286,8 @@ def main() -> None:
     medians = measure(variants, tests, options.rounds, options.instructions)
     base = medians[BARE]
     if options.instructions:
-        print(f"{tests} generated tests, user-space instructions (callgrind, one run each)")
+        seeds = f"mean of hash seeds 0-{options.rounds - 1}" if options.rounds > 1 else "seed 0"
+        print(f"{tests} generated tests, user-space instructions (callgrind, {seeds})")
         unit, scale, per = "G instr", 1e-9, "k instr/test"
     else:
         print(f"{tests} generated tests, median CPU time of {options.rounds} alternating rounds")
