@@ -233,7 +233,7 @@ class Checker:
             for kind, items in owned.items.items():
                 if kind in self.disabled:
                     continue
-                remaining = self._wait_gone(kind, items, grace)
+                remaining = self._wait_gone(kind, items, grace, self._start(kind))
                 for key, value in remaining.items():
                     leak = self._guarded(kind, self.probes[kind].describe, key, None, value)
                     if leak is not None:
@@ -282,11 +282,15 @@ class Checker:
             diff = self._as_first_run(kind, diff)
         owned = [o.items.get(kind, {}) for o in self._owned]
         owned += [items.get(kind, {}) for items in self._released]
-        return {
-            key: pair
-            for key, pair in diff.items()
-            if not any(key in items for items in owned) and not probe.ignored(key, *pair)
-        }
+        out: Diff = {}
+        for key, pair in diff.items():
+            mine: tuple[object, object] | None = pair
+            for items in owned:
+                if mine is not None and key in items:
+                    mine = probe.unowned(key, mine, items[key])
+            if mine is not None and not probe.ignored(key, *mine):
+                out[key] = mine
+        return out
 
     def _settle(
         self, before: Mapping[str, Any], after: dict[str, Any], grace: float
@@ -330,17 +334,25 @@ class Checker:
                 return
             self._guarded(kind, self.probes[kind].settle, list(diff), left)
 
+    def _start(self, kind: str) -> Items:
+        """What ``kind`` held when the current window began (the last one's final snapshot)."""
+        last = self._last.get(kind)
+        return (self.expand(kind, last) or {}) if last is not None else {}
+
     def _wait_gone(
-        self, kind: str, items: dict[Hashable, object], grace: float
+        self, kind: str, items: dict[Hashable, object], grace: float, start: Items
     ) -> dict[Hashable, object]:
         deadline = time.monotonic() + grace
         delay = FIRST_DELAY
         collected = False
+        remains = self.probes[kind].remains
         while True:
             current = self.current(kind)
             if current is None:
                 return {}
-            left = {k: v for k, v in items.items() if k in current and current[k] == v}
+            left = {
+                k: v for k, v in items.items() if k in current and remains(k, v, current[k], start)
+            }
             remaining = deadline - time.monotonic()
             if not left or remaining <= 0:
                 return left

@@ -289,6 +289,56 @@ def test_second(worker):
     )
 
 
+def test_a_bare_thread_a_later_test_starts_beside_a_fixtures_is_that_tests(run: Run) -> None:
+    # The fixture owns the bare-thread count it made, not every later growth of it.
+    result = strict(
+        run,
+        """
+import _thread, sys, threading
+import pytest
+
+sys.setswitchinterval(10)
+STOP = threading.Event()
+
+@pytest.fixture(scope="module")
+def worker():
+    started, stop, done = threading.Event(), threading.Event(), threading.Event()
+
+    def run():
+        started.set()
+        stop.wait()
+        done.set()
+
+    _thread.start_new_thread(run, ())
+    assert started.wait(10)
+    yield
+    stop.set()
+    done.wait()
+
+def test_first(worker):
+    pass
+
+def test_second(worker):
+    started = threading.Event()
+
+    def forgotten():
+        started.set()
+        STOP.wait()
+
+    _thread.start_new_thread(forgotten, ())
+    assert started.wait(10)
+
+def test_third(worker):
+    pass
+""",
+    )
+    # test_third: the fixture stops its own thread while test_second's still runs, so the
+    # count it made is back, yet nothing of the fixture's is left.
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_second*"])
+    assert_lines(result, "threads: 1 thread(s) started with _thread.start_new_thread")
+
+
 def test_bare_threads_of_a_lazily_cached_execnet_gateway_are_the_session_fixtures(
     run: Run,
 ) -> None:

@@ -143,6 +143,19 @@ class Probe(ABC):
         """The scope that owned ``keys`` ended: the next snapshot must know what they are."""
         return
 
+    def unowned(
+        self, key: Hashable, change: tuple[object, object], owned: object
+    ) -> tuple[object, object] | None:
+        """The part of a test's ``change`` to ``key`` that is not a wider scope's, which
+        owns ``key`` at value ``owned``: none of it for an identity (the default). A count
+        (bare threads) can have grown beyond what the owner made."""
+        return None
+
+    def remains(self, key: Hashable, owned: object, now: object, start: Items) -> bool:
+        """Whether what a wider scope owned at value ``owned`` is still there once the scope
+        ended, holding ``now`` (``start``: what the ending window began with)."""
+        return now == owned
+
     @abstractmethod
     def describe(self, key: Hashable, old: object, new: object) -> Leak: ...
 

@@ -77,6 +77,23 @@ class ThreadProbe(Probe):
                 del out[key]
         return out
 
+    def unowned(
+        self, key: Hashable, change: tuple[object, object], owned: object
+    ) -> tuple[object, object] | None:
+        if key != UNMANAGED:
+            return None
+        # The owner's bare threads are counted from its setup on: the test's own are only
+        # what grew beyond both its window's start and the owner's count.
+        floor = max(_count(change[0]), _count(owned))
+        return (floor, change[1]) if _count(change[1]) > floor else None
+
+    def remains(self, key: Hashable, owned: object, now: object, start: Items) -> bool:
+        if key != UNMANAGED:
+            return now == owned
+        # A count cannot tell whose thread ended: the owner's are gone when the count fell in
+        # the window it ended in (a later test's bare thread, still running, was that test's).
+        return _count(now) >= max(_count(owned), _count(start.get(UNMANAGED)))
+
     def ignored(self, key: Hashable, old: object, new: object) -> bool:
         if not isinstance(key, threading.Thread):
             return False
