@@ -262,7 +262,7 @@ class ResourcesPlugin:
         item.stash[FAILURES_KEY] = item.session.testsfailed
         if self._traced and item in self._traced:
             self.guard.trace_window()
-        self.guard.open(test.checks, test.measures_memory)
+        self.guard.open(test.checks, test.measures_memory, item.nodeid)
         if self.reporting is not None:
             self.reporting.open()
         return (yield)

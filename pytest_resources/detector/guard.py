@@ -138,7 +138,8 @@ class Guard:
             return True
         return False
 
-    def open(self, kinds: tuple[str, ...], memory: bool = False) -> None:
+    def open(self, kinds: tuple[str, ...], memory: bool = False, nodeid: str = "") -> None:
+        """Open the window of test ``nodeid``, checking ``kinds``."""
         self.capture.open_window()
         if "files" in kinds and "files" not in self.checker.probes:
             # A marker asked for files: from this window on (without inotify, which needs
@@ -149,7 +150,7 @@ class Guard:
             # and a fresh first snapshot sees them.
             self._memory_meter()
             self.checker.forget()
-        self.window = self.checker.begin(self._probe_kinds(kinds))
+        self.window = self.checker.begin(self._probe_kinds(kinds), nodeid)
         if self.between:
             self.window.events.extend(leak for leak in self.between if leak.kind in kinds)
             self.between.clear()

@@ -52,10 +52,12 @@ class Leakers:
     def pytest_sessionfinish(self) -> None:
         if not self.controller:
             return
+        # What a wider fixture leaked was created while the test that set it up ran.
         leaked = {
-            nodeid
+            leak.set_up_in or nodeid
             for nodeid, judgement in self.summary.tests.items()
-            if any(traceable(leak) for leak in judgement.failing)
+            for leak in judgement.failing
+            if traceable(leak)
         }
         kept = (self.remembered - self.collected) | leaked
         if kept != self.remembered:

@@ -127,30 +127,38 @@ class Tracer:
     # -- lookup ----------------------------------------------------------------------------
 
     def annotate(self, kind: str, key: Hashable, leak: Leak) -> Leak:
-        """``leak`` with its creation site, when tracing is on and the site is known."""
-        if not self.active or leak.created:
+        """``leak`` with its creation site, when it is known: any site while tracing is on;
+        after it, only one that belongs to the leaked object itself (a thread, a task, a
+        socket), which cannot be another's since: that places a wider fixture's leak, found
+        when the fixture ends, after the traced window that made it. A path or a command
+        seen earlier may be another's by now."""
+        if leak.created:
             return leak
-        frames = self.site(kind, key)
+        frames = self.site(kind, key, own_only=not self.active)
         return leak._replace(created=frames) if frames else leak
 
-    def site(self, kind: str, key: Hashable) -> Frames:
+    def site(self, kind: str, key: Hashable, own_only: bool = False) -> Frames:
         if kind == "threads" and isinstance(key, threading.Thread):
             return self.threads.get(key, ())
         if kind == "tasks" and isinstance(key, asyncio.Task):
             return self._origin(getattr(key.get_coro(), "cr_origin", None) or ())
         if kind == "fds" and isinstance(key, int):
-            return self._fd_site(key)
+            return self._fd_site(key, own_only)
+        if own_only:
+            return ()
         if kind == "processes" and isinstance(key, int):
             return self.commands.get(_cmdline(key), ())
         if kind == "files" and isinstance(key, str):
             return self.paths.get(key, ())
         return ()
 
-    def _fd_site(self, fd: int) -> Frames:
+    def _fd_site(self, fd: int, own_only: bool) -> Frames:
         for ref, frames in list(self.sockets.values()):
             sock = ref()
             if sock is not None and _fileno(sock) == fd:
                 return frames
+        if own_only:
+            return ()
         try:
             target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:

@@ -60,6 +60,8 @@ class Owned(NamedTuple):
 
     owner: str
     items: dict[str, dict[Hashable, object]]
+    #: The test whose window they appeared in: tracing it shows where (see leakers.py).
+    set_up_in: str
 
 
 class Checker:
@@ -92,6 +94,8 @@ class Checker:
         #: Owned identities whose owner ended in the current window: undoing them (a class
         #: fixture restoring an env var it set) is not a change the test made.
         self._released: list[dict[str, dict[Hashable, object]]] = []
+        #: The test whose window is open (or was last).
+        self._test = ""
         #: Identities a test's repeated runs changed, by kind, with their value when the
         #: repeats began (None: absent then); see set_aside.
         self._repeated: dict[str, dict[Hashable, object]] = {}
@@ -108,7 +112,8 @@ class Checker:
 
     # -- windows ---------------------------------------------------------------------------
 
-    def begin(self, kinds: tuple[str, ...]) -> Window:
+    def begin(self, kinds: tuple[str, ...], nodeid: str = "") -> Window:
+        self._test = nodeid
         if self._released:
             self._released.clear()
         if self._repeated:
@@ -169,7 +174,7 @@ class Checker:
                 by_owner.setdefault(owner, {}).setdefault(kind, {})[key] = diff.pop(key)[1]
             if not diff:
                 del diffs[kind]
-        self._owned.extend(Owned(owner, items) for owner, items in by_owner.items())
+        self._owned.extend(Owned(o, items, self._test) for o, items in by_owner.items())
         if not claims.unsure:
             return diffs
         safe = {
@@ -218,7 +223,7 @@ class Checker:
                     items[kind] = {key: new for key, (_old, new) in diff.items()}
                     self._guarded(kind, self.probes[kind].owned, list(diff))
         if items:
-            self._owned.append(Owned(owner, items))
+            self._owned.append(Owned(owner, items, self._test))
 
     def release(self, owner: str, grace: float) -> list[Leak]:
         """``owner`` ended: what it created and still exists is its leak."""
@@ -237,7 +242,8 @@ class Checker:
                 for key, value in remaining.items():
                     leak = self._guarded(kind, self.probes[kind].describe, key, None, value)
                     if leak is not None:
-                        leaks.append(self.annotate(kind, key, leak)._replace(owner=owner))
+                        leak = self.annotate(kind, key, leak)
+                        leaks.append(leak._replace(owner=owner, set_up_in=owned.set_up_in))
         return leaks
 
     # -- internals -------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from pytester_run import Run, assert_lines
 
 SUITE = """
@@ -25,8 +26,8 @@ def test_clean_and_untraced():
 CACHED = ".pytest_cache/v/resources/leakers"
 
 
-def line_of(marker: str) -> int:
-    lines = SUITE.strip("\n").splitlines()  # as pytester writes it
+def line_of(marker: str, source: str = SUITE) -> int:
+    lines = source.strip("\n").splitlines()  # as pytester writes it
     return next(n for n, line in enumerate(lines, 1) if line.endswith(f"# {marker}"))
 
 
@@ -79,3 +80,42 @@ def test_ini_switch_turns_it_off(run: Run) -> None:
     second = run(SUITE, "--resource-strict", ini=ini, cache=True)
     assert "created at test_it.py" not in second.stdout.str()
     assert_lines(second, "created at: not recorded; run again with --resource-trace")
+
+
+FIXTURE_SUITE = """
+import socket, threading
+import pytest
+STOP = threading.Event()
+KEPT = []
+
+@pytest.fixture(scope="module")
+def worker():
+    threading.Thread(target=STOP.wait, name="kept", daemon=True).start()  # FIXTURE_THREAD
+    KEPT.append(socket.socket())  # FIXTURE_SOCKET
+
+def test_first(worker):
+    pass
+
+def test_second(worker):
+    pass
+"""
+
+
+@pytest.mark.parametrize("xdist", [(), ("-n", "1")], ids=["plain", "xdist"])
+def test_a_fixture_leak_traces_the_test_that_set_the_fixture_up(
+    run: Run, xdist: tuple[str, ...]
+) -> None:
+    # Reported when the module ends, on test_second; created in test_first's setup, so that
+    # is the test to trace (also across xdist's serialised reports).
+    first = run(FIXTURE_SUITE, "--resource-strict", "-p", "no:randomly", *xdist, cache=True)
+    first.assert_outcomes(passed=2, errors=1)
+    assert remembered(run) == ["test_it.py::test_first"]
+    second = run(FIXTURE_SUITE, "--resource-strict", "-p", "no:randomly", *xdist, cache=True)
+    second.assert_outcomes(passed=2, errors=1)
+    assert_lines(
+        second,
+        "owned by module-scoped fixture",
+        f"created at test_it.py:{line_of('FIXTURE_THREAD', FIXTURE_SUITE)} in worker",
+        f"created at test_it.py:{line_of('FIXTURE_SOCKET', FIXTURE_SUITE)} in worker",
+    )
+    assert remembered(run) == ["test_it.py::test_first"]

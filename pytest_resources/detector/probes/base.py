@@ -36,6 +36,9 @@ class Leak(NamedTuple):
     #: What a terminal shows of ``details`` without ``-v`` (None: all of them): without raw
     #: numbers (a thread's ident, a socket's inode) and the standard library's frames.
     brief: str | None = None
+    #: For what a wider fixture leaked: the test during whose setup the fixture was made,
+    #: which is where tracing shows it being created (see leakers.py).
+    set_up_in: str = ""
 
     def text(self, verbose: bool = False, root: str = "") -> str:
         """The leak for people: ``details`` in full only when ``verbose``; paths under the
@@ -60,6 +63,7 @@ class Leak(NamedTuple):
             "owner": self.owner,
             **({"created": [list(frame) for frame in self.created]} if self.created else {}),
             **({"brief": self.brief} if self.brief is not None else {}),
+            **({"set_up_in": self.set_up_in} if self.set_up_in else {}),
         }
 
     @classmethod
@@ -72,6 +76,7 @@ class Leak(NamedTuple):
             owner=str(data.get("owner", "")),
             created=tuple((str(f), int(n), str(fn)) for f, n, fn in data.get("created", ())),
             brief=None if data.get("brief") is None else str(data["brief"]),
+            set_up_in=str(data.get("set_up_in", "")),
         )
 
 
