@@ -25,7 +25,7 @@ import types
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, NamedTuple
 
-from .probes import threads
+from .probes import interpreter, threads
 
 #: Objects visited per verdict at most. A completed walk proves that a leak is unreachable
 #: from every live fixture; one that ran out of budget proves nothing (see Claims.unsure).
@@ -77,6 +77,9 @@ class Owners:
         """Which leaked keys of ``diffs`` a live wider fixture (or a module global a fixture
         of ``item`` names) still reaches, and which the walk could not rule out."""
         targets = _Targets(diffs)
+        exit_hooks = diffs.get("env", {}).get(interpreter.ATEXIT)
+        if isinstance(exit_hooks, tuple):
+            targets.look_for_exit_hooks(interpreter.EXIT_HOOKS.since(*exit_hooks))
         if threads.UNMANAGED in diffs.get("threads", {}):
             bare = threads.bare_threads()
             targets.look_for_bare({i: f for i, f in bare.items() if i not in self._seen_bare})
@@ -88,6 +91,7 @@ class Owners:
         except Exception:  # a walk that fails proves nothing: report, but clean up nothing
             complete = False
         targets.settle_bare()
+        targets.settle_exit_hooks()
         owners: dict[str, dict[Hashable, str]] = {}
         for (kind, key), owner in targets.found.items():
             owners.setdefault(kind, {})[key] = owner
@@ -134,6 +138,10 @@ class _Targets:
         self._bare_objects: list[object] = []  # kept alive while their ids are keys
         self._bare_left: set[int] = set()
         self._bare_owner = ""
+        #: What the atexit handlers a window registered stand for, by id -> the object.
+        self._hooks_left: dict[int, object] = {}
+        self._hooks_owner = ""
+        self._hooks = False
 
     def look_for_bare(self, frames: Mapping[int, Any]) -> None:
         """The bare threads a test's window started (``threads.UNMANAGED``), by their frames."""
@@ -144,6 +152,19 @@ class _Targets:
                     self._bare_objects.append(obj)
             self._bare_left.add(ident)
 
+    def look_for_exit_hooks(self, entries: list[tuple[str, Any]]) -> None:
+        """The handlers a window registered (``interpreter.ATEXIT``): an owner's when it
+        reaches what every one of them stands for; one that is gone or unreferenceable
+        cannot be shown to be anyone's."""
+        objects = [ref() if ref is not None else None for _, ref in entries]
+        if objects and all(obj is not None for obj in objects):
+            self._hooks = True
+            self._hooks_left = {id(obj): obj for obj in objects}
+
+    def settle_exit_hooks(self) -> None:
+        if self._hooks and not self._hooks_left and self._hooks_owner:
+            self.found.setdefault(("env", interpreter.ATEXIT), self._hooks_owner)
+
     def settle_bare(self) -> None:
         """The bare-thread count is one leak: an owner's when it reaches every new bare thread."""
         if self._bare_left or not self._bare_owner:
@@ -151,7 +172,7 @@ class _Targets:
         self.found.setdefault(("threads", threads.UNMANAGED), self._bare_owner)
 
     def __bool__(self) -> bool:
-        return bool(self.by_id or self.fds or self.pids or self.bare)
+        return bool(self.by_id or self.fds or self.pids or self.bare or self._hooks)
 
     def all(self) -> Iterator[tuple[str, Hashable]]:
         yield from self.by_id.values()
@@ -159,14 +180,19 @@ class _Targets:
         yield from self.pids.values()
         if self.bare:
             yield ("threads", threads.UNMANAGED)
+        if self._hooks:
+            yield ("env", interpreter.ATEXIT)
 
     @property
     def done(self) -> bool:
-        if self._bare_left:
+        if self._bare_left or self._hooks_left:
             return False
         return len(self.found) == len(self.by_id) + len(self.fds) + len(self.pids)
 
     def visit(self, obj: object, owner: str) -> None:
+        if self._hooks_left and self._hooks_left.get(id(obj)) is obj:
+            del self._hooks_left[id(obj)]
+            self._hooks_owner = self._hooks_owner or owner
         if self.bare:
             ident = self.bare.get(id(obj))
             if ident is not None and ident in self._bare_left:

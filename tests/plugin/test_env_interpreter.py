@@ -156,6 +156,7 @@ REPORTED = (
     "env: time.tzname: ",
     "env: faulthandler.is_enabled(): True → False",
     "env: atexit handlers: ",
+    "registered: test_it.hook",
     "env: logging.disable: 0 → 50",
     "env: asyncio event loop policy: ",
     "env: shutil archive formats changed",

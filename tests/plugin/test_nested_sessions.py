@@ -10,7 +10,7 @@ from pytester_run import Run
 # The outer suite: each test runs an inner session in-process, the second twice in a row, all
 # under -W error, where an unknown-mark warning is fatal.
 NESTED = '''
-import os
+import atexit, os
 
 INI = (
     "[pytest]\\n"
@@ -34,7 +34,9 @@ def inner(pytester):
     # never stops it: a real leak of the inner session, not what this test is about.
     args = ("-W", "error", "-p", "no:randomly", "-p", "no:memray", "-p", "no:rerunfailures",
             "--resource-strict")
+    register = atexit.register  # the env kind wraps it while a session runs
     result = pytester.runpytest(*args)
+    assert atexit.register is register
     result.assert_outcomes(passed=2, errors=1)
     assert any("ERROR at teardown of test_leaks" in line for line in result.outlines)
     os.environ.pop("INNER_LEAK", None)  # the inner strict run puts it back; without it, we do

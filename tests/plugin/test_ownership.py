@@ -430,3 +430,46 @@ def test_after(pool):
     result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines(["*ERROR at teardown of test_leaks*"])
     assert_lines(result, "threads: 1 thread(s) started with _thread.start_new_thread")
+
+
+def test_an_atexit_handler_a_lazily_cached_gateway_registers_is_the_session_fixtures(
+    run: Run,
+) -> None:
+    # The gateway is made on first use by a function fixture and kept by a session fixture's
+    # registry; it registers its close() with atexit, once. A later test's own handler is
+    # still that test's.
+    result = strict(
+        run,
+        """
+import atexit
+import pytest
+
+class Gateway:
+    def __init__(self):
+        atexit.register(self.close)
+
+    def close(self):
+        pass
+
+def forgotten():
+    pass
+
+@pytest.fixture(scope="session")
+def registry():
+    return {}
+
+@pytest.fixture
+def gateway(registry):
+    if "gw" not in registry:
+        registry["gw"] = Gateway()
+    return registry["gw"]
+
+def test_first(gateway):
+    pass
+
+def test_second(gateway):
+    atexit.register(forgotten)
+""",
+    )
+    assert_errors_on(result, "test_second", "registered: test_it.forgotten")
+    assert "registered: test_it.Gateway.close" not in result.stdout.str()

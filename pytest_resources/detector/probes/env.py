@@ -79,6 +79,7 @@ class EnvProbe(Probe):
         self._encoded_ignores = [os.environ.encodekey(k) for k in ALWAYS_IGNORED_ENV]
         self._warnings_reset = warnings_reset
         self._interpreter = interpreter.Interpreter()
+        interpreter.EXIT_HOOKS.install()
         self._previous: EnvState | None = None
         #: The first snapshot: what a change back to is a repair (see changed).
         self._start: EnvState | None = None
@@ -198,6 +199,17 @@ class EnvProbe(Probe):
         # State changes back only when code changes it back, and waiting runs none.
         return False
 
+    def close(self) -> None:
+        interpreter.EXIT_HOOKS.uninstall()
+
+    def unowned(
+        self, key: Hashable, change: tuple[object, object], owned: object
+    ) -> tuple[object, object] | None:
+        # atexit's handlers are a count: a wider fixture owns the ones it registered.
+        if key == interpreter.ATEXIT:
+            return interpreter.unowned_exit_hooks(*change, owned)
+        return None
+
     def ignored(self, key: Hashable, old: object, new: object) -> bool:
         # pytest-timeout (and friends) set SIGALRM around each test, outside our window.
         if isinstance(key, tuple) and key[0] == "signal":
@@ -244,7 +256,8 @@ class EnvProbe(Probe):
                     self.kind, f"{name} changed", _seq_diff(old, new), signature=f"env:{name}"
                 )
             change = f"{interpreter.show(name, old)} → {interpreter.show(name, new)}"
-            return Leak(self.kind, f"{name}: {change}", signature=f"env:{name}")
+            details = interpreter.registered_text(old, new) if key == interpreter.ATEXIT else ""
+            return Leak(self.kind, f"{name}: {change}", details, signature=f"env:{name}")
         if what == "mock.patch":
             target = _patch_target(new)
             return Leak(

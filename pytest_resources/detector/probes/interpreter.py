@@ -69,6 +69,63 @@ SEQUENCES = frozenset(
 WARNINGS_STATE = frozenset({"warnings.showwarning"})
 
 
+#: The key of atexit's handlers among the env kind's identities.
+ATEXIT = ("interpreter", "atexit handlers")
+
+
+class ExitHooks:
+    """The handlers registered through ``atexit.register`` while installed: atexit has no
+    API that lists them, so ``atexit.register`` is wrapped (one Python call more when a
+    handler is registered, which is rare; nothing per test). A leak names the handlers its
+    window registered, and the ownership walk finds a lazily filled cache's (a bound
+    method's object). Handlers registered with ``from atexit import register`` done before
+    the plugin loaded are counted (``atexit._ncallbacks()``), not named."""
+
+    def __init__(self) -> None:
+        #: Per registration, in order: its name and a weak reference to what it stands for
+        #: (a bound method's object, else the function; None when that cannot be referenced).
+        self.entries: list[tuple[str, weakref.ref[Any] | None]] = []
+        self._installs = 0
+        self._original: Callable[..., Any] = atexit.register
+        self._wrapper: Callable[..., Any] | None = None
+
+    def install(self) -> None:
+        """Wrap ``atexit.register`` (nested sessions in one process share one wrapper)."""
+        if self._installs == 0:
+            self._original = original = atexit.register
+
+            def register(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+                self._add(func)
+                return original(func, *args, **kwargs)
+
+            self._wrapper = register
+            atexit.register = register
+        self._installs += 1
+
+    def uninstall(self) -> None:
+        self._installs -= 1
+        if self._installs == 0 and atexit.register is self._wrapper:
+            atexit.register = self._original
+
+    def _add(self, func: object) -> None:
+        target = getattr(func, "__self__", None) or func
+        try:
+            ref: weakref.ref[Any] | None = weakref.ref(target)
+        except TypeError:
+            ref = None
+        self.entries.append((show("", func)[:200], ref))  # a partial's repr holds its args
+
+    def since(self, old: object, new: object) -> list[tuple[str, weakref.ref[Any] | None]]:
+        """The registrations between two values of ``atexit handlers``."""
+        if not (isinstance(old, tuple) and isinstance(new, tuple)):
+            return []
+        return self.entries[old[3] : new[3]]
+
+
+#: One per process, as atexit is.
+EXIT_HOOKS = ExitHooks()
+
+
 def _locale_name() -> str:
     # LC_CTYPE only: a category is ~1.7 k instructions to read, LC_ALL's composite name ~9 k
     # (callgrind); setlocale(LC_ALL, ...), what tests do, moves LC_CTYPE too.
@@ -120,7 +177,12 @@ class Interpreter:
             faulthandler.is_enabled(),
             # With whether weakref.finalize registered its one exit hook, and how many modules
             # are loaded: see lazy().
-            (atexit._ncallbacks(), _finalize_registered(), len(sys.modules)),
+            (
+                atexit._ncallbacks(),
+                _finalize_registered(),
+                len(sys.modules),
+                len(EXIT_HOOKS.entries),
+            ),
             logging.root.manager.disable,
             policy,
             getattr(policy, "_watcher", None),
@@ -163,9 +225,25 @@ def lazy(name: str, old: object, new: object) -> bool:
     if name in ("asyncio child watcher", "sysconfig config vars"):
         return old is None
     if name == "atexit handlers" and isinstance(old, tuple) and isinstance(new, tuple):
-        (count, registered, modules), (count_now, registered_now, modules_now) = old, new
+        count, registered, modules, _ = old
+        count_now, registered_now, modules_now, _ = new
         return bool(count_now - count <= registered_now - registered or modules_now > modules)
     return False
+
+
+def unowned_exit_hooks(old: object, new: object, owned: object) -> tuple[object, object] | None:
+    """The part of a test's change to atexit's handlers beyond what a wider fixture that owns
+    them at ``owned`` registered (cf. ThreadProbe.unowned: a count, not identities)."""
+    if not (isinstance(old, tuple) and isinstance(new, tuple) and isinstance(owned, tuple)):
+        return None
+    floor = owned if owned[3] > old[3] else old
+    return (floor, new) if new[0] > floor[0] else None
+
+
+def registered_text(old: object, new: object) -> str:
+    """The handlers registered between two values of ``atexit handlers``, one per line."""
+    names = [name for name, _ in EXIT_HOOKS.since(old, new)]
+    return "\n".join(f"registered: {name}" for name in names)
 
 
 def show(name: str, value: object) -> str:
