@@ -145,3 +145,48 @@ def test_untouched():
     )
     for clean in ("restored_by_strict", "untouched"):
         assert f"ERROR at teardown of test_{clean}" not in result.stdout.str()
+
+
+NAMED_LOGGERS = """
+import logging
+
+def test_handler():
+    logging.getLogger("app.db").addHandler(logging.StreamHandler())
+
+def test_level():
+    logging.getLogger("app.db").setLevel(logging.DEBUG)
+
+def test_handler_and_level_repaired():
+    assert logging.getLogger("app.db").level == logging.NOTSET
+    assert not logging.getLogger("app.db").handlers
+
+def test_caplog(caplog):
+    caplog.set_level(logging.INFO, logger="app.other")
+
+def test_added_and_removed():
+    log, handler = logging.getLogger("app.x"), logging.StreamHandler()
+    log.addHandler(handler)
+    log.removeHandler(handler)
+
+def test_null_handler():
+    logging.getLogger("lib").addHandler(logging.NullHandler())
+"""
+
+
+def test_named_loggers_levels_and_handlers_left_changed_are_reported_and_repaired(
+    run: Run,
+) -> None:
+    result = run(NAMED_LOGGERS, "--resource-strict", "-p", "no:randomly")
+    result.assert_outcomes(passed=6, errors=2)
+    result.stdout.fnmatch_lines(
+        ["*ERROR at teardown of test_handler*", "*ERROR at teardown of test_level*"]
+    )
+    assert_lines(
+        result,
+        "env: logger 'app.db' changed",
+        "+ <StreamHandler ",
+        "level: NOTSET → DEBUG",
+    )
+    assert "'app.other'" not in result.stdout.str()
+    assert "'app.x'" not in result.stdout.str()
+    assert "'lib'" not in result.stdout.str()

@@ -10,7 +10,7 @@ from pytester_run import Run
 # The outer suite: each test runs an inner session in-process, the second twice in a row, all
 # under -W error, where an unknown-mark warning is fatal.
 NESTED = '''
-import atexit, os
+import atexit, logging, os
 
 INI = (
     "[pytest]\\n"
@@ -34,9 +34,13 @@ def inner(pytester):
     # never stops it: a real leak of the inner session, not what this test is about.
     args = ("-W", "error", "-p", "no:randomly", "-p", "no:memray", "-p", "no:rerunfailures",
             "--resource-strict")
-    register = atexit.register  # the env kind wraps it while a session runs
+    # The env kind wraps these while a session runs; an inner session's end leaves the
+    # outer one's (or none) in place.
+    register = atexit.register
+    methods = dict(vars(logging.Logger)), dict(vars(logging.RootLogger))
     result = pytester.runpytest(*args)
     assert atexit.register is register
+    assert (dict(vars(logging.Logger)), dict(vars(logging.RootLogger))) == methods
     result.assert_outcomes(passed=2, errors=1)
     assert any("ERROR at teardown of test_leaks" in line for line in result.outlines)
     os.environ.pop("INNER_LEAK", None)  # the inner strict run puts it back; without it, we do

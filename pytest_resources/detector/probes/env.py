@@ -1,7 +1,8 @@
 """Process-wide state: os.environ, cwd, sys.path, signal handlers, root logger handlers,
-warnings filters, the interpreter-wide settings of interpreter.py and active
-``unittest.mock`` patches. Any change a test does not undo is a leak: added, changed or
-removed; a change back to what the session started with is a repair, not a leak."""
+named loggers' levels and handlers (loggers.py), warnings filters, the interpreter-wide
+settings of interpreter.py and active ``unittest.mock`` patches. Any change a test does not
+undo is a leak: added, changed or removed; a change back to what the session started with
+is a repair, not a leak."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import warnings
 from collections.abc import Hashable, Iterable
 from typing import Any, NamedTuple
 
-from . import interpreter
+from . import interpreter, loggers
 from .base import INFRA_MODULES, Items, Leak, Probe
 
 # pytest rewrites this one in every phase of every test.
@@ -61,6 +62,8 @@ class EnvState(NamedTuple):
     interpreter: tuple[object, ...]
     #: ``unittest.mock`` patches started and not stopped.
     patches: tuple[Any, ...]
+    #: Named loggers' levels and handlers (loggers.LoggerWatch.state).
+    loggers: tuple[loggers.Entry, ...]
 
 
 def _environ_data() -> dict[Any, Any]:
@@ -80,6 +83,7 @@ class EnvProbe(Probe):
         self._warnings_reset = warnings_reset
         self._interpreter = interpreter.Interpreter()
         interpreter.EXIT_HOOKS.install()
+        loggers.WATCH.install()
         self._previous: EnvState | None = None
         #: The first snapshot: what a change back to is a repair (see changed).
         self._start: EnvState | None = None
@@ -101,6 +105,7 @@ class EnvProbe(Probe):
             () if self._warnings_reset else tuple(warnings.filters),
             self._interpreter.read(),
             _active_patches(),
+            loggers.WATCH.state(),
         )
         # Unchanged (most tests): the same object again, so comparing it is an identity check.
         previous = self._previous
@@ -125,6 +130,8 @@ class EnvProbe(Probe):
             out[("interpreter", name)] = value
         for patcher in state.patches:
             out[("mock.patch", id(patcher))] = patcher
+        for name, level, handlers in state.loggers:
+            out[("logger", name)] = (name, level, handlers)
         return out
 
     def refresh(self, snap: Any) -> Any:
@@ -175,6 +182,13 @@ class EnvProbe(Probe):
                     out[("interpreter", name)] = (was_setting, setting)
         if old.patches != new.patches:
             out.update(_added(old.patches, new.patches))
+        if old.loggers != new.loggers:
+            seen = {logger[0]: logger for logger in old.loggers}
+            for logger in new.loggers:
+                # A logger first touched in this window: as it was just before.
+                prev = seen.get(logger[0]) or loggers.WATCH.first.get(logger[0])
+                if prev != logger:
+                    out[("logger", logger[0])] = (prev, logger)
         return self._without_repairs(out)
 
     def _without_repairs(
@@ -201,6 +215,7 @@ class EnvProbe(Probe):
 
     def close(self) -> None:
         interpreter.EXIT_HOOKS.uninstall()
+        loggers.WATCH.uninstall()
 
     def unowned(
         self, key: Hashable, change: tuple[object, object], owned: object
@@ -249,6 +264,13 @@ class EnvProbe(Probe):
             return Leak(
                 self.kind, "warnings filters changed", _seq_diff(old, new), signature="env:warnings"
             )
+        if what == "logger":
+            return Leak(
+                self.kind,
+                f"logger {key[1]!r} changed",
+                _logger_diff(old, new),
+                signature=f"env:logger:{key[1]}",
+            )
         if what == "interpreter":
             name = key[1]
             if name in interpreter.SEQUENCES:
@@ -277,6 +299,9 @@ class EnvProbe(Probe):
                 if key[0] == "interpreter":
                     index = interpreter.NAMES.index(key[1])
                     self._interpreter.restore(key[1], state.interpreter[index])
+                elif key[0] == "logger":
+                    was = next((e for e in state.loggers if e[0] == key[1]), None)
+                    loggers.WATCH.restore(key[1], was or loggers.WATCH.first[key[1]])
                 else:
                     _restore(key, state)
         # Stopped last started first, as patch.stopall does.
@@ -308,6 +333,17 @@ def _restore(key: tuple[Any, ...], state: EnvState) -> None:
     elif what == "warnings.filters":
         warnings.filters[:] = state.filters  # type: ignore[index]
         warnings._filters_mutated()  # type: ignore[attr-defined]
+
+
+def _logger_diff(old: object, new: object) -> str:
+    if not (isinstance(old, tuple) and isinstance(new, tuple)):
+        return ""
+    lines = []
+    if old[1] != new[1]:
+        lines.append(f"level: {logging.getLevelName(old[1])} → {logging.getLevelName(new[1])}")
+    if old[2] != new[2]:
+        lines.append(_seq_diff(old[2], new[2]))
+    return "\n".join(lines)
 
 
 def _module_root(handler: object) -> str:
