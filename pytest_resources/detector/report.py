@@ -151,7 +151,9 @@ def pollution_text(polluters: Iterable[Polluter], view: View = PLAIN) -> str:
     """The leaks still in effect, under the test that left each, most recent first."""
     by_test: dict[str, list[Leak]] = {}
     for polluter in polluters:
-        by_test.setdefault(polluter.nodeid, []).append(polluter.leak)
+        leaks = by_test.setdefault(polluter.nodeid, [])
+        if polluter.leak not in leaks:  # one leak for several keys (a loop's descriptors)
+            leaks.append(polluter.leak)
     return "\n".join(
         f"{nodeid} left, still in effect:\n{leak_lines(leaks, view)}"
         for nodeid, leaks in by_test.items()

@@ -103,6 +103,9 @@ class Checker:
         #: The last finished window's leaks, each with the key and value that leaked (see
         #: Pollution); empty for a clean window.
         self.left: list[Left] | tuple[()] = ()
+        #: What the owners released in the current window left (Checker.release): part of
+        #: the window's ``left``, so a later failure can name the fixture's state too.
+        self._released_left: list[Left] = []
 
     def add(self, kind: str, probe: Probe) -> None:
         """Check ``kind`` from the next window on (its first snapshot is a fresh one)."""
@@ -116,6 +119,7 @@ class Checker:
         self._test = nodeid
         if self._released:
             self._released.clear()
+            self._released_left.clear()
         if self._repeated:
             self._repeated.clear()
         last = self._last
@@ -150,8 +154,8 @@ class Checker:
         safe = diffs
         if diffs and context is not None and self._claimer is not None:
             safe = self._claim(diffs, self._claimer(context, diffs))
-        if diffs:
-            left: list[Left] = []
+        if diffs or self._released_left:
+            left: list[Left] = self._released_left.copy()
             for kind, diff in diffs.items():
                 leaks.extend(self._describe(kind, diff, left))
             self.left = left
@@ -243,7 +247,9 @@ class Checker:
                     leak = self._guarded(kind, self.probes[kind].describe, key, None, value)
                     if leak is not None:
                         leak = self.annotate(kind, key, leak)
-                        leaks.append(leak._replace(owner=owner, set_up_in=owned.set_up_in))
+                        leak = leak._replace(owner=owner, set_up_in=owned.set_up_in)
+                        leaks.append(leak)
+                        self._released_left.append(Left(kind, key, value, leak))
         return leaks
 
     # -- internals -------------------------------------------------------------------------
@@ -384,10 +390,11 @@ class Checker:
     def _describe(self, kind: str, diff: Diff, left: list[Left]) -> list[Leak]:
         probe = self.probes[kind]
         together = self._guarded(kind, probe.describe_together, list(diff))
-        grouped, covered = together if together is not None else ([], set())
+        grouped, covered = together if together is not None else ([], {})
         leaks = list(grouped)
         for key, (old, new) in diff.items():
             if key in covered:
+                left.append(Left(kind, key, new, covered[key]))
                 continue
             leak = self._guarded(kind, probe.describe, key, old, new)
             if leak is not None:

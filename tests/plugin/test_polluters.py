@@ -154,3 +154,39 @@ def test_fails():
         "test_it.py::test_patches left, still in effect:",
         "env: unittest.mock patch of os.cpu_count still active",
     )
+
+
+def test_state_a_wider_fixture_left_and_an_unclosed_loop_are_named(run: Run) -> None:
+    # A module fixture's leak is found when the module ends; a loop's descriptors are one
+    # leak. Both still hold when the other module's test fails.
+    run.pytester.makepyfile(
+        test_z="""
+def test_fails():
+    assert False
+"""
+    )
+    result = run(
+        """
+import asyncio, os
+import pytest
+
+LOOPS = []
+
+@pytest.fixture(scope="module")
+def configured():
+    os.environ["APP_CONFIGURED"] = "1"
+
+def test_uses(configured):
+    pass
+
+def test_keeps_a_loop():
+    LOOPS.append(asyncio.new_event_loop())
+""",
+        "-p",
+        "no:randomly",
+    )
+    result.assert_outcomes(passed=2, failed=1)
+    out = result.stdout.str()
+    section = out[out.index(f" {SECTION} ") : out.index("warnings summary")]
+    assert "os.environ['APP_CONFIGURED'] added: '1' (owned by module-scoped fixture" in section
+    assert section.count("unclosed event loop") == 1, section

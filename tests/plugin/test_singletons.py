@@ -116,3 +116,25 @@ def test_second_value():
 """,
     )
     result.assert_outcomes(passed=2)
+
+
+def test_redis_pys_push_response_logger_is_not_a_leak(run: Run) -> None:
+    # No server needed: a PubSub connects on first use, but sets up the logger when made.
+    result = strict(
+        run,
+        """
+import logging
+import redis
+
+def test_first_pubsub():
+    client = redis.Redis()
+    client.pubsub().close()
+    client.close()
+    assert logging.getLogger("push_response").handlers
+
+def test_a_handler_added_to_it_later_is_a_leak():
+    logging.getLogger("push_response").addHandler(logging.StreamHandler())
+""",
+    )
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_a_handler_added_to_it_later*"])

@@ -164,10 +164,11 @@ class Probe(ABC):
     @abstractmethod
     def describe(self, key: Hashable, old: object, new: object) -> Leak: ...
 
-    def describe_together(self, keys: list[Hashable]) -> tuple[list[Leak], set[Hashable]]:
+    def describe_together(self, keys: list[Hashable]) -> tuple[list[Leak], dict[Hashable, Leak]]:
         """Leaks that each stand for several leaked ``keys`` (an unclosed event loop for
-        its descriptors), and the keys they cover; the rest are described one by one."""
-        return [], set()
+        its descriptors), and the keys they cover, each with the leak that covers it; the rest
+        are described one by one."""
+        return [], {}
 
     def can_end(self, keys: list[Hashable]) -> bool:
         """Can any of these leaked things still go away by itself (a thread ends, a child

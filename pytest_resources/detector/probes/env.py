@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Hashable, Iterable
 from typing import Any, NamedTuple
 
-from . import interpreter, loggers
+from . import interpreter, loggers, singletons
 from .base import INFRA_MODULES, Items, Leak, Probe
 
 # pytest rewrites this one in every phase of every test.
@@ -226,6 +226,8 @@ class EnvProbe(Probe):
         return None
 
     def ignored(self, key: Hashable, old: object, new: object) -> bool:
+        if isinstance(key, tuple) and key[0] == "logger":
+            return singletons.is_push_response_logger(key[1], old, new)
         # pytest-timeout (and friends) set SIGALRM around each test, outside our window.
         if isinstance(key, tuple) and key[0] == "signal":
             return any(_module_root(h) in INFRA_MODULES for h in (old, new))

@@ -59,7 +59,7 @@ class FdProbe(Probe):
     def __init__(
         self,
         ignore_targets: Iterable[str] = (),
-        holders: Callable[[list[int]], tuple[list[Leak], set[int]]] | None = None,
+        holders: Callable[[list[int]], tuple[list[Leak], dict[int, Leak]]] | None = None,
     ) -> None:
         #: Names what holds several leaked descriptors (an unclosed event loop); leak path only.
         self._holders = holders
@@ -168,11 +168,11 @@ class FdProbe(Probe):
         path = target(key)
         return any(fnmatch.fnmatchcase(path, pat) for pat in self._ignore_targets)
 
-    def describe_together(self, keys: list[Hashable]) -> tuple[list[Leak], set[Hashable]]:
+    def describe_together(self, keys: list[Hashable]) -> tuple[list[Leak], dict[Hashable, Leak]]:
         if self._holders is None:
-            return [], set()
+            return [], {}
         leaks, covered = self._holders([k for k in keys if isinstance(k, int)])
-        return leaks, set(covered)
+        return leaks, dict(covered.items())
 
     def can_end(self, keys: list[Hashable]) -> bool:
         # After the gc pass, a descriptor that no live object owns (os.open, os.pipe, or an

@@ -98,17 +98,18 @@ def loop_fds(loop: asyncio.AbstractEventLoop) -> list[int]:
     return [fd for fd in fds if isinstance(fd, int) and fd >= 0]
 
 
-def unclosed_loops(fds: Iterable[int]) -> tuple[list[Leak], set[int]]:
+def unclosed_loops(fds: Iterable[int]) -> tuple[list[Leak], dict[int, Leak]]:
     """Leaked descriptors that belong to an event loop nobody closed: one leak per loop,
-    and the descriptors it covers. Only called for descriptors that leaked; finding the
-    loops walks the gc's objects, so it runs only when a socket or anonymous inode leaked."""
+    and the descriptors it covers, each with its loop's leak. Only called for descriptors
+    that leaked; finding the loops walks the gc's objects, so it runs only when a socket or
+    anonymous inode leaked."""
     leaked = set(fds)
     if "asyncio" not in sys.modules or not any(
         target(fd).startswith(("socket:", "anon_inode:")) for fd in leaked
     ):
-        return [], set()
+        return [], {}
     leaks: list[Leak] = []
-    covered: set[int] = set()
+    covered: dict[int, Leak] = {}
     for obj in gc.get_objects():
         # By type, not isinstance: a mock with an event loop spec is no loop.
         if not issubclass(type(obj), asyncio.AbstractEventLoop):
@@ -119,19 +120,17 @@ def unclosed_loops(fds: Iterable[int]) -> tuple[list[Leak], set[int]]:
             continue
         if not held:
             continue
-        covered.update(held)
         paths = {fd: target(fd) for fd in sorted(held)}
-        leaks.append(
-            Leak(
-                "fds",
-                f"unclosed event loop {obj!r}",
-                "holds " + ", ".join(f"fd {fd} ({path})" for fd, path in paths.items()),
-                signature=f"fds:event-loop:{type(obj).__name__}",
-                # Without -v: no socket or pipe inode numbers.
-                brief="holds "
-                + ", ".join(f"fd {fd} ({_kind(path)})" for fd, path in paths.items()),
-            )
+        leak = Leak(
+            "fds",
+            f"unclosed event loop {obj!r}",
+            "holds " + ", ".join(f"fd {fd} ({path})" for fd, path in paths.items()),
+            signature=f"fds:event-loop:{type(obj).__name__}",
+            # Without -v: no socket or pipe inode numbers.
+            brief="holds " + ", ".join(f"fd {fd} ({_kind(path)})" for fd, path in paths.items()),
         )
+        leaks.append(leak)
+        covered.update(dict.fromkeys(held, leak))
     return leaks, covered
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import array
 import fcntl
+import logging
 import os
 import sys
 import termios
@@ -63,3 +64,21 @@ def is_libuv_signal_pipe(fd: int, ident: object, listing: Mapping[int, object]) 
     except OSError:
         return False
     return buffered[0] == 1
+
+
+def is_push_response_logger(name: str, old: object, new: object) -> bool:
+    """redis-py's and valkey-py's push-response logger (``utils._set_info_logger``): the first
+    ``PubSub`` without a push handler creates logger ``push_response`` at level INFO with one
+    ``StreamHandler``, once per process (only while no such logger exists). Recognised by
+    exactly that change, from an untouched logger, with redis or valkey imported."""
+    if name != "push_response" or not ("redis" in sys.modules or "valkey" in sys.modules):
+        return False
+    if not (isinstance(old, tuple) and isinstance(new, tuple)):
+        return False
+    _, level, handlers = new
+    return (
+        old[1:] == (logging.NOTSET, ())
+        and level == logging.INFO
+        and len(handlers) == 1
+        and type(handlers[0]) is logging.StreamHandler
+    )
