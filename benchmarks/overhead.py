@@ -39,11 +39,16 @@ WITH_MEMORY = f"--resource-checks={','.join((*DEFAULT_KINDS, 'memory'))}"
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
+def suite_tmp(root: Path) -> Path:
+    """The suite's own temporary directory, beside it: nothing another pytest session left in
+    the shared one (a broker registry entry sends start-up through the provider chain and
+    psutil) changes what a run does."""
+    return root.parent / "tmp"
+
+
 def run_env(root: Path, **extra: str) -> dict[str, str]:
-    """The environment of a run of the suite in ``root``: its own temporary directory, beside
-    it, so nothing another pytest session left in the shared one (a broker registry entry sends
-    start-up through the provider chain and psutil) changes what a run does."""
-    return {**ENV, "TMPDIR": str(root.parent / "tmp"), **extra}
+    """The environment of a run of the suite in ``root``."""
+    return {**ENV, "TMPDIR": str(suite_tmp(root)), **extra}
 
 
 HELD = "--held"  # the generated conftest's option: the session fixtures hold their resources
@@ -242,7 +247,7 @@ def measure(
     shutil.rmtree(home, ignore_errors=True)
     root = home / "suite"
     root.mkdir(parents=True)
-    (home / "tmp").mkdir()
+    suite_tmp(root).mkdir()
     try:
         generate(root, tests, held=any(HELD in args for args in variants.values()))
         values: dict[str, list[float]] = {name: [] for name in variants}
