@@ -108,7 +108,9 @@ class ExitHooks:
             atexit.register = self._original
 
     def _add(self, func: object) -> None:
-        target = getattr(func, "__self__", None) or func
+        target = getattr(func, "__self__", None)
+        if target is None:  # not ``or``: a bound method's object may be falsy (empty)
+            target = func
         try:
             ref: weakref.ref[Any] | None = weakref.ref(target)
         except TypeError:
